@@ -1,0 +1,69 @@
+//! Parameter, FLOP and memory accounting for a config.
+//!
+//! FLOPs per token follow Kaplan et al. 2020 / the PaLM paper's MFU appendix (as nanoGPT's
+//! `estimate_mfu`): 6·N for the matmuls of forward + backward, plus 12·L·H·Q·T for attention.
+use crate::config::{Mlp, ModelConfig, Norm, PosEmb};
+
+/// Parameter counts of a config, computed from the shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamCount {
+    /// Every trainable number (a tied head counted once).
+    pub total: usize,
+    /// Token embedding (and an untied head), plus learned positions.
+    pub embedding: usize,
+    /// Parameters that take part in a matmul per token: the blocks plus the LM head.
+    pub matmul: usize,
+}
+
+pub fn param_count(cfg: &ModelConfig) -> ParamCount {
+    let (v, d, f) = (cfg.vocab_size, cfg.n_embd, cfg.intermediate_size);
+    let b = cfg.bias as usize;
+    let kv = cfg.n_kv_heads * cfg.head_dim();
+    let norm = if cfg.norm == Norm::LayerNorm && cfg.bias {
+        2 * d
+    } else {
+        d
+    };
+    let attn = d * (d + 2 * kv) + b * (d + 2 * kv) + d * d + b * d;
+    let mlp = match cfg.mlp {
+        Mlp::Gelu => 2 * d * f + b * (f + d),
+        Mlp::SwiGlu => 3 * d * f + b * (2 * f + d),
+    };
+    let block = 2 * norm + attn + mlp;
+    let wpe = if cfg.pos_emb == PosEmb::Learned {
+        cfg.block_size * d
+    } else {
+        0
+    };
+    let head = if cfg.tie_embeddings { 0 } else { v * d };
+    let layers = cfg.n_layer * block + norm;
+    ParamCount {
+        total: v * d + wpe + head + layers,
+        embedding: v * d + wpe + head,
+        matmul: cfg.n_layer * block + v * d,
+    }
+}
+
+/// Training FLOPs per token (forward + backward) at context `seq_len`.
+pub fn train_flops_per_token(cfg: &ModelConfig, seq_len: usize) -> f64 {
+    let n = param_count(cfg).matmul as f64;
+    let (l, h, q) = (cfg.n_layer as f64, cfg.n_head as f64, cfg.head_dim() as f64);
+    6.0 * n + 12.0 * l * h * q * seq_len as f64
+}
+
+/// Forward-only FLOPs per token with `context` positions attended (inference).
+pub fn forward_flops_per_token(cfg: &ModelConfig, context: usize) -> f64 {
+    let n = param_count(cfg).matmul as f64;
+    let (l, h, q) = (cfg.n_layer as f64, cfg.n_head as f64, cfg.head_dim() as f64);
+    2.0 * n + 4.0 * l * h * q * context as f64
+}
+
+/// KV-cache bytes per token: 2 (K and V) · layers · n_kv_heads · head_dim · bytes.
+pub fn kv_cache_bytes_per_token(cfg: &ModelConfig, bytes_per_elem: usize) -> usize {
+    2 * cfg.n_layer * cfg.n_kv_heads * cfg.head_dim() * bytes_per_elem
+}
+
+/// Bytes of the weights when stored in `bytes_per_elem`.
+pub fn weight_bytes(cfg: &ModelConfig, bytes_per_elem: usize) -> usize {
+    param_count(cfg).total * bytes_per_elem
+}

@@ -1,0 +1,134 @@
+//! Causal self-attention (Vaswani et al. 2017) with grouped key/value heads
+//! (GQA, Ainslie et al. 2023: 1 KV head = MQA, n_head KV heads = MHA), two kernels —
+//! an explicit masked softmax ("naive") and `scaled_dot_product_attention` — optional
+//! RoPE, and an optional KV cache written at a position offset.
+use crate::cache::KvCache;
+use crate::config::{Attention as Kernel, ModelConfig};
+use crate::layers::Linear;
+use crate::rope::Rope;
+use tch::{nn, nn::Module, Device, Kind, Tensor};
+
+#[derive(Debug)]
+pub struct CausalSelfAttention {
+    /// Fused q, k, v projection: (n_head + 2·n_kv_heads)·hs outputs.
+    pub c_attn: Linear,
+    pub c_proj: Linear,
+    n_head: i64,
+    n_kv: i64,
+    hs: i64,
+    kernel: Kernel,
+    dropout: f64,
+}
+
+/// Boolean mask, true = may attend, for `t` queries at positions [pos, pos+t) over `s` keys.
+/// Bottom-right aligned, unlike SDPA's `is_causal` (top-left), so it is right for chunks too.
+fn causal_mask(t: i64, s: i64, pos: i64, device: Device) -> Tensor {
+    let q = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(1) + pos; // (T, 1)
+    let k = Tensor::arange(s, (Kind::Int64, device)).unsqueeze(0); // (1, S)
+    k.le_tensor(&q) // (T, S)
+}
+
+/// (B, n_kv, S, hs) -> (B, n_kv·rep, S, hs): each KV head serves `rep` consecutive query heads.
+fn repeat_kv(x: &Tensor, rep: i64) -> Tensor {
+    if rep == 1 {
+        return x.shallow_clone();
+    }
+    let (b, h, s, d) = x.size4().unwrap();
+    x.unsqueeze(2)
+        .expand([b, h, rep, s, d], false)
+        .reshape([b, h * rep, s, d])
+}
+
+impl CausalSelfAttention {
+    pub fn new(p: nn::Path, cfg: &ModelConfig, std: f64, resid_std: f64) -> Self {
+        let (d, hs) = (cfg.n_embd as i64, cfg.head_dim() as i64);
+        let (nh, nkv) = (cfg.n_head as i64, cfg.n_kv_heads as i64);
+        let k = cfg.dtype.kind();
+        Self {
+            c_attn: Linear::new(&p / "c_attn", d, (nh + 2 * nkv) * hs, cfg.bias, std, k),
+            c_proj: Linear::new(&p / "c_proj", d, d, cfg.bias, resid_std, k),
+            n_head: nh,
+            n_kv: nkv,
+            hs,
+            kernel: cfg.attention,
+            dropout: cfg.dropout,
+        }
+    }
+
+    /// x: (B, T, C) at positions [pos, pos+T). With a cache, keys/values of this layer are
+    /// written into it and attention covers every cached position before and including these.
+    pub fn forward_t(
+        &self,
+        x: &Tensor,
+        pos: usize,
+        rope: Option<&Rope>,
+        cache: Option<(&mut KvCache, usize)>,
+        train: bool,
+    ) -> Tensor {
+        let (b, t, c) = x.size3().unwrap();
+        let (nh, nkv, hs) = (self.n_head, self.n_kv, self.hs);
+        let qkv = self.c_attn.forward(x); // (B, T, (nh + 2nkv)·hs)
+        let parts = qkv.split_with_sizes([nh * hs, nkv * hs, nkv * hs], -1);
+        let q = parts[0].view([b, t, nh, hs]).transpose(1, 2); // (B, nh, T, hs)
+        let k = parts[1].view([b, t, nkv, hs]).transpose(1, 2); // (B, nkv, T, hs)
+        let v = parts[2].view([b, t, nkv, hs]).transpose(1, 2); // (B, nkv, T, hs)
+        let (q, k) = match rope {
+            Some(r) => (r.apply(&q, pos), r.apply(&k, pos)),
+            None => (q, k),
+        };
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.update(layer, pos, &k, &v), // (B, nkv, pos+T, hs)
+            None => (k, v),
+        };
+        let p_drop = if train { self.dropout } else { 0.0 };
+        let y = match self.kernel {
+            Kernel::Naive => self.naive(&q, &k, &v, pos, p_drop, train),
+            Kernel::Sdpa => self.sdpa(&q, &k, &v, pos, p_drop),
+        }; // (B, nh, T, hs)
+        let y = y.transpose(1, 2).contiguous().view([b, t, c]); // (B, T, C)
+        self.c_proj.forward(&y).dropout(p_drop, train)
+    }
+
+    /// Explicit (T × S) scores, causal mask, softmax in f32.
+    fn naive(&self, q: &Tensor, k: &Tensor, v: &Tensor, pos: usize, p: f64, train: bool) -> Tensor {
+        let rep = self.n_head / self.n_kv;
+        let (k, v) = (repeat_kv(k, rep), repeat_kv(v, rep)); // (B, nh, S, hs)
+        let (t, s) = (q.size()[2], k.size()[2]);
+        let scale = 1.0 / (self.hs as f64).sqrt();
+        let att = q.matmul(&k.transpose(-2, -1)) * scale; // (B, nh, T, S)
+        let mask = causal_mask(t, s, pos as i64, q.device());
+        let att = att
+            .to_kind(Kind::Float)
+            .masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
+        let att = att
+            .softmax(-1, Kind::Float)
+            .dropout(p, train)
+            .to_kind(v.kind());
+        att.matmul(&v) // (B, nh, T, hs)
+    }
+
+    /// `scaled_dot_product_attention`: the fused (flash / memory-efficient) kernels.
+    fn sdpa(&self, q: &Tensor, k: &Tensor, v: &Tensor, pos: usize, p: f64) -> Tensor {
+        let rep = self.n_head / self.n_kv;
+        let (b, _, t, hs) = q.size4().unwrap();
+        let s = k.size()[2];
+        if t == 1 {
+            // Decode: one query per sequence sees every cached key, so no mask. Fold the `rep`
+            // query heads of each group into the query axis: K/V are read once per KV head,
+            // never copied — the memory-bandwidth saving GQA is for.
+            let qg = q.reshape([b, self.n_kv, rep, hs]); // (B, nkv, rep, hs)
+            let y = Tensor::scaled_dot_product_attention::<Tensor>(
+                &qg, k, v, None, p, false, None, false,
+            );
+            return y.reshape([b, self.n_head, 1, hs]); // (B, nh, 1, hs)
+        }
+        let (k, v) = (repeat_kv(k, rep), repeat_kv(v, rep)); // (B, nh, S, hs)
+        if s == t {
+            // Square: SDPA's top-left `is_causal` is exactly the causal mask.
+            Tensor::scaled_dot_product_attention::<Tensor>(q, &k, &v, None, p, true, None, false)
+        } else {
+            let mask = causal_mask(t, s, pos as i64, q.device());
+            Tensor::scaled_dot_product_attention(q, &k, &v, Some(mask), p, false, None, false)
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The decoder: token (+ learned position) embeddings, `n_layer` pre-norm blocks, a final
+//! norm and the LM head (tied to the token embedding or not). GPT-2 (Radford et al. 2019)
+//! at one end, Llama 3 (Meta 2024) at the other; `ModelConfig` picks every part.
+//!
+//! Variable paths follow GPT-2's Hugging Face names without the `transformer.` prefix
+//! (`wte`, `wpe`, `h.{i}.ln_1`, `h.{i}.attn.c_attn`, …; SwiGLU uses Llama's
+//! `gate_proj`/`up_proj`/`down_proj`); `hf.rs` maps to and from the Hub layouts.
+use crate::attention::CausalSelfAttention;
+use crate::cache::KvCache;
+use crate::config::{ModelConfig, PosEmb};
+use crate::layers::{Mlp, Norm};
+use crate::rope::Rope;
+use anyhow::{bail, Result};
+use tch::{nn, nn::Module, Kind, Tensor};
+
+/// One pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x)).
+#[derive(Debug)]
+pub struct Block {
+    pub ln_1: Norm,
+    pub attn: CausalSelfAttention,
+    pub ln_2: Norm,
+    pub mlp: Mlp,
+    dropout: f64,
+}
+
+impl Block {
+    fn new(p: nn::Path, cfg: &ModelConfig) -> Self {
+        let std = 0.02;
+        // GPT-2: residual projections scaled by 1/sqrt(2·n_layer) (two per block).
+        let resid_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
+        Self {
+            ln_1: Norm::new(&p / "ln_1", cfg),
+            attn: CausalSelfAttention::new(&p / "attn", cfg, std, resid_std),
+            ln_2: Norm::new(&p / "ln_2", cfg),
+            mlp: Mlp::new(&p / "mlp", cfg, std, resid_std),
+            dropout: cfg.dropout,
+        }
+    }
+
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        pos: usize,
+        rope: Option<&Rope>,
+        cache: Option<(&mut KvCache, usize)>,
+        train: bool,
+    ) -> Tensor {
+        let x = x + self
+            .attn
+            .forward_t(&self.ln_1.forward(x), pos, rope, cache, train);
+        let p = if train { self.dropout } else { 0.0 };
+        let m = self.mlp.forward(&self.ln_2.forward(&x)).dropout(p, train);
+        x + m
+    }
+}
+
+/// The whole model. Its variables live in the `VarStore` it was built on.
+#[derive(Debug)]
+pub struct Gpt {
+    pub cfg: ModelConfig,
+    pub wte: Tensor,
+    pub wpe: Option<Tensor>,
+    pub h: Vec<Block>,
+    pub ln_f: Norm,
+    pub lm_head: Option<Tensor>,
+    rope: Option<Rope>,
+}
+
+impl Gpt {
+    /// Build (and GPT-2-initialise) a model under `p` (usually `vs.root()`).
+    /// `cfg` must be valid; call `cfg.validate()` first (it is checked again here).
+    pub fn new(p: &nn::Path, cfg: &ModelConfig) -> Result<Self> {
+        cfg.validate()?;
+        let (v, d, bs) = (
+            cfg.vocab_size as i64,
+            cfg.n_embd as i64,
+            cfg.block_size as i64,
+        );
+        let init = nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
+        let wte = (p / "wte").var("weight", &[v, d], init);
+        let wpe =
+            (cfg.pos_emb == PosEmb::Learned).then(|| (p / "wpe").var("weight", &[bs, d], init));
+        let h = (0..cfg.n_layer)
+            .map(|i| Block::new(p / "h" / i, cfg))
+            .collect();
+        let ln_f = Norm::new(p / "ln_f", cfg);
+        let lm_head = (!cfg.tie_embeddings).then(|| (p / "lm_head").var("weight", &[v, d], init));
+        let rope = (cfg.pos_emb == PosEmb::Rope)
+            .then(|| Rope::new(cfg.head_dim(), cfg.block_size, cfg.rope_theta, p.device()));
+        Ok(Self {
+            cfg: cfg.clone(),
+            wte,
+            wpe,
+            h,
+            ln_f,
+            lm_head,
+            rope,
+        })
+    }
+
+    /// Hidden states after the final norm, (B, T, C), for tokens at [start_pos, start_pos+T).
+    pub fn hidden(
+        &self,
+        idx: &Tensor,
+        start_pos: usize,
+        mut cache: Option<&mut KvCache>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (_b, t) = idx.size2()?;
+        let t = t as usize;
+        let end = start_pos + t;
+        if end > self.cfg.block_size {
+            bail!(
+                "sequence reaches position {end}, past this model's context of {} (block_size)",
+                self.cfg.block_size
+            );
+        }
+        if let Some(c) = &cache {
+            if c.len() != start_pos {
+                bail!(
+                    "KV cache holds {} positions but start_pos is {start_pos}",
+                    c.len()
+                );
+            }
+            if end > c.capacity() {
+                bail!(
+                    "KV cache capacity is {} positions, asked for {end}",
+                    c.capacity()
+                );
+            }
+        }
+        let tok = Tensor::embedding(&self.wte, idx, -1, false, false); // (B, T, C)
+        let x = match &self.wpe {
+            Some(wpe) => {
+                let pos =
+                    Tensor::arange_start(start_pos as i64, end as i64, (Kind::Int64, idx.device()));
+                tok + Tensor::embedding(wpe, &pos, -1, false, false) // (T, C) broadcast over B
+            }
+            None => tok,
+        };
+        let p = if train { self.cfg.dropout } else { 0.0 };
+        let mut x = x.dropout(p, train);
+        let rope = self.rope.as_ref();
+        for (i, block) in self.h.iter().enumerate() {
+            let c = cache.as_deref_mut().map(|c| (c, i));
+            x = block.forward(&x, start_pos, rope, c, train);
+        }
+        if let Some(c) = cache {
+            c.set_len(end);
+        }
+        Ok(self.ln_f.forward(&x))
+    }
+
+    /// LM head: (…, C) -> (…, V) in the compute dtype.
+    pub fn head(&self, h: &Tensor) -> Tensor {
+        let w = self.lm_head.as_ref().unwrap_or(&self.wte);
+        let k = self.cfg.dtype.kind();
+        h.to_kind(k).linear::<Tensor>(&w.to_kind(k), None)
+    }
+
+    /// Logits (B, T, V) for every position, in eval mode (no dropout).
+    pub fn forward(
+        &self,
+        idx: &Tensor,
+        start_pos: usize,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        Ok(self.head(&self.hidden(idx, start_pos, cache, false)?))
+    }
+
+    /// Logits (B, V) of the last position only: what generation needs, without the
+    /// (T × V) matmul over the whole prompt.
+    pub fn forward_last(
+        &self,
+        idx: &Tensor,
+        start_pos: usize,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let h = self.hidden(idx, start_pos, cache, false)?;
+        let t = h.size()[1];
+        Ok(self.head(&h.select(1, t - 1)))
+    }
+
+    /// Training forward: logits (B, T, V) and the mean cross-entropy (f32) against `targets`.
+    pub fn forward_loss(
+        &self,
+        idx: &Tensor,
+        targets: &Tensor,
+        train: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let logits = self.head(&self.hidden(idx, 0, None, train)?);
+        let v = logits.size()[2];
+        let loss = logits
+            .view([-1, v])
+            .to_kind(Kind::Float)
+            .cross_entropy_for_logits(&targets.view([-1]));
+        Ok((logits, loss))
+    }
+
+    /// Mean cross-entropy only.
+    pub fn loss(&self, idx: &Tensor, targets: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.forward_loss(idx, targets, train)?.1)
+    }
+}

@@ -1,0 +1,19 @@
+//! `model`: one decoder-only transformer with a toggle per rung of the ladder from GPT-2
+//! (Radford et al. 2019) to Llama 3 (Meta 2024): learned or rotary positions, LayerNorm or
+//! RMSNorm, GELU MLP or SwiGLU, naive or SDPA attention, MHA/GQA/MQA through `n_kv_heads`,
+//! tied or untied head, and a KV cache owned by the caller.
+pub mod accounting;
+pub mod attention;
+pub mod cache;
+pub mod config;
+pub mod gpt;
+pub mod hf;
+pub mod io;
+pub mod layers;
+pub mod resources;
+pub mod rope;
+
+pub use cache::KvCache;
+pub use config::{Attention, ConfigError, DType, Mlp, ModelConfig, Norm, PosEmb};
+pub use gpt::Gpt;
+pub use io::{load, load_as, read_config, save_hf, save_native, Layout, Loaded};
