@@ -28,3 +28,78 @@ fmt:
 # Lint (clippy with warnings as errors).
 lint: setup
     cargo clippy --workspace --all-targets -- -D warnings
+
+# The speed ladder (the main job): five rungs + the unpadded side row on synthetic data,
+# then results/speed/{summary.csv,README.md,chart.svg}. Extra args go to every rung,
+# e.g. `just speed-ablation --preset gpt2_124m`.
+speed-ablation *ARGS: setup
+    cargo build --release -p experiments --bins
+    for rung in 1_original 2_bf16 3_flash 4_kv_cache 5_gqa; do \
+        target/release/speed_$rung {{ARGS}}; \
+    done
+    target/release/speed_report --command "just speed-ablation {{ARGS}}" > /dev/null
+    @echo "speed ladder: results/speed/README.md"
+
+# The accuracy ladder: four rungs (+ the optional GQA rung with `--gqa`) trained from scratch
+# on Tiny Shakespeare; e.g. `just accuracy-ablation --seeds 3`.
+accuracy-ablation *ARGS: setup
+    cargo build --release -p experiments --bins
+    for rung in 1_original 2_rope 3_rmsnorm 4_swiglu; do \
+        target/release/accuracy_$rung {{ARGS}}; \
+    done
+    target/release/accuracy_report --command "just accuracy-ablation {{ARGS}}" > /dev/null
+    @echo "accuracy ladder: results/accuracy/README.md"
+
+# The optional fifth accuracy rung (GQA with n_head / 2 KV heads), then the report again.
+accuracy-gqa *ARGS: setup
+    cargo build --release -p experiments --bins
+    target/release/accuracy_5_gqa {{ARGS}}
+    target/release/accuracy_report > /dev/null
+
+# Train any TOML config: `just train experiments/shakespeare_char_cpu.toml --set train.max_iters=300`.
+train CONFIG *ARGS: setup
+    cargo run --release -p experiments --bin train -- {{CONFIG}} {{ARGS}}
+
+# Generate text / measure inference: `just infer --kv-cache --gqa 4` (see `just infer --help`).
+infer *ARGS: setup
+    cargo run --release -p infer -- {{ARGS}}
+
+# Tokenise a corpus into data-cache/ (default: Tiny Shakespeare, character level).
+prepare *ARGS: setup
+    cargo run --release -p data --bin prepare -- {{ARGS}}
+
+# Download Tiny Shakespeare to data/tinyshakespeare.txt when ../shared does not have it.
+data:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    shared="${LADDER_SHARED:-../shared}/data/tinyshakespeare.txt"
+    if [ -f "$shared" ]; then echo "Tiny Shakespeare is already at $shared"; exit 0; fi
+    mkdir -p data
+    url=https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt
+    if curl -fsSL --max-time 60 -o data/tinyshakespeare.txt.tmp "$url"; then
+        mv data/tinyshakespeare.txt.tmp data/tinyshakespeare.txt
+        echo "downloaded data/tinyshakespeare.txt; use it with LADDER_DATA=$PWD/data/tinyshakespeare.txt"
+    else
+        rm -f data/tinyshakespeare.txt.tmp
+        echo "could not download $url (no network?)." >&2
+        echo "Copy the file there by hand, or point LADDER_DATA (or --data) at any UTF-8 text file." >&2
+        exit 1
+    fi
+
+# Rust/tch beside our PyTorch eager reference (bench/) on the same shapes and precision:
+# training tokens/sec of rungs 1–3, then results/speed/pytorch.md (included in the README).
+# Needs the full torch install (`import torch`), which this recipe makes.
+speed-vs-pytorch *ARGS:
+    scripts/setup-libtorch.sh full
+    cargo build --release -p experiments --bins
+    rm -rf results/speed/vs_pytorch && mkdir -p results/speed/vs_pytorch
+    for rung in 1_original 2_bf16 3_flash; do \
+        target/release/speed_$rung --phases train --out results/speed/vs_pytorch {{ARGS}}; \
+    done
+    for cfg in "fp32 naive" "bf16 naive" "bf16 sdpa"; do set -- $cfg; \
+        .venv/bin/python bench/speed.py --n-layer 6 --n-head 12 --n-embd 384 --vocab-size 50304 \
+            --block-size 512 --batch 8 --seq-len 256 --dtype $1 --attention $2 \
+            --warmup 2 --repeats 5 --steps 1 --csv results/speed/vs_pytorch/pytorch.csv; \
+    done
+    target/release/speed_compare --command "just speed-vs-pytorch {{ARGS}}"
+    if [ -f results/speed/rungs/1_original.csv ]; then target/release/speed_report > /dev/null; fi

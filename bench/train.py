@@ -80,7 +80,21 @@ def load_config(path: Path, overrides: list[str]) -> dict:
         missing = sorted(SCHEMA[section] - set(cfg.get(section, {})))
         if missing:
             sys.exit(f"error: {path}: missing key(s) {missing} in [{section}]")
+    for key, value in cfg["train"].items():
+        positive = key in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval")
+        is_int = key in INT_KEYS
+        if isinstance(value, bool) or not isinstance(value, int if is_int else (int, float)) \
+                or value < (1 if positive else 0):
+            kind = "integer" if is_int else "number"
+            sys.exit(f"error: [train].{key} must be a {'positive' if positive else 'non-negative'} "
+                     f"{kind}, got {value!r}")
+    if cfg["train"]["lr_decay_iters"] <= cfg["train"]["warmup_iters"]:
+        sys.exit("error: [train].lr_decay_iters must be greater than warmup_iters (nanoGPT's schedule)")
     return cfg
+
+
+INT_KEYS = {"batch_size", "grad_accum", "max_iters", "warmup_iters", "lr_decay_iters",
+            "eval_interval", "eval_iters", "log_interval", "threads"}
 
 
 def data_dir(data_cfg: dict) -> Path:
@@ -257,8 +271,9 @@ def main() -> None:
         "config": {**cfg, "model": dataclasses.asdict(mcfg)},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    tps_text = f"{summary['tokens_per_sec']:,.0f} tok/s" if timed_steps else "n/a (fewer than 11 steps)"
     print(f"done in {wall:.1f}s | final val {summary['final_val_loss']:.4f} | "
-          f"mean {summary['tokens_per_sec'] or 0:,.0f} tok/s after step 10 | wrote {out}")
+          f"mean {tps_text} after step 10 | wrote {out}")
 
 
 if __name__ == "__main__":

@@ -1,1 +1,13 @@
-
+//! `experiments`: the training loop and the ablation ladders (speed and accuracy), each rung
+//! its own small binary in `src/bin/`, writing CSV, Markdown tables and SVG charts.
+pub mod accuracy;
+pub mod chart;
+pub mod checkpoint;
+pub mod config;
+pub mod docs;
+pub mod metrics;
+pub mod peak;
+pub mod sample;
+pub mod speed;
+pub mod sys;
+pub mod train;

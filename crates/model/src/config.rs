@@ -180,6 +180,20 @@ impl ModelConfig {
         }
     }
 
+    /// The speed ladder's CPU default: GPT-2-shaped (12 heads, so GQA-4 groups 3 query heads
+    /// per KV head as in GPT-2 small), 6 layers, 384 wide, context 512, padded vocabulary.
+    pub fn gpt2_speed_cpu() -> Self {
+        Self {
+            block_size: 512,
+            n_layer: 6,
+            n_head: 12,
+            n_kv_heads: 12,
+            n_embd: 384,
+            intermediate_size: 4 * 384,
+            ..Self::gpt2_124m()
+        }
+    }
+
     /// A tiny GPT-2 for tests (2 layers, 4 heads, 64 wide, vocab 256).
     pub fn gpt2_tiny() -> Self {
         Self {
@@ -239,6 +253,7 @@ impl ModelConfig {
         let cfg = match name {
             "gpt2_124m" | "gpt2" => Self::gpt2_124m(),
             "gpt2_small_cpu" => Self::gpt2_small_cpu(),
+            "gpt2_speed_cpu" => Self::gpt2_speed_cpu(),
             "gpt2_tiny" => Self::gpt2_tiny(),
             "llama3_style" => Self::llama3_style(),
             "llama_tiny" => Self::llama_tiny(),
@@ -255,6 +270,7 @@ impl ModelConfig {
     pub const PRESETS: &'static [&'static str] = &[
         "gpt2_124m",
         "gpt2_small_cpu",
+        "gpt2_speed_cpu",
         "gpt2_tiny",
         "llama3_style",
         "llama_tiny",

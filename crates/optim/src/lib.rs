@@ -3,6 +3,7 @@
 //! - [`AdamW`]: Adam with decoupled weight decay (Loshchilov & Hutter, "Decoupled Weight
 //!   Decay Regularization", ICLR 2019), following PyTorch's `torch.optim.AdamW`
 //!   (single-tensor path) op for op, with parameter groups and bit-exact checkpointing.
+//!   tch has no `_foreach` or fused AdamW, so the update is a loop of in-place ops.
 //! - [`CosineSchedule`]: linear warmup then cosine decay to `min_lr`, exactly nanoGPT's
 //!   `get_lr` (Karpathy, `train.py`).
 //! - [`clip_grad_norm`]: global L2 gradient-norm clipping, PyTorch's
@@ -30,7 +31,6 @@
 mod adamw;
 mod clip;
 mod schedule;
-mod state;
 
 pub use adamw::{groups_by_dim, AdamW, AdamWConfig, ParamGroup};
 pub use clip::clip_grad_norm;

@@ -1,0 +1,166 @@
+//! Summary of the accuracy ladder: `summary.csv`, a Markdown table with Δ vs the previous
+//! rung and vs the original (and whether each Δ exceeds the seed noise), the val-loss
+//! curves of every rung on one SVG plot, and a text sample from each rung.
+use super::{Rung, RungRecord};
+use crate::chart;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryRow {
+    pub rung: String,
+    pub params: usize,
+    pub seeds: usize,
+    pub val_loss_mean: f64,
+    pub val_loss_std: f64,
+    pub val_loss_min: f64,
+    pub val_loss_max: f64,
+    pub wall_s: f64,
+    pub tokens_per_sec: f64,
+}
+
+/// Mean and sample standard deviation (0 for a single value).
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    if xs.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+pub fn summary_row(r: &RungRecord) -> SummaryRow {
+    let (mean, std) = mean_std(&r.final_val_loss);
+    SummaryRow {
+        rung: r.rung.clone(),
+        params: r.params,
+        seeds: r.seeds.len(),
+        val_loss_mean: mean,
+        val_loss_std: std,
+        val_loss_min: r.final_val_loss.iter().copied().fold(f64::INFINITY, f64::min),
+        val_loss_max: r.final_val_loss.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        wall_s: r.wall_s,
+        tokens_per_sec: r.tokens_per_sec,
+    }
+}
+
+/// Is the difference of two rungs' means larger than the seed noise? The noise is the
+/// standard error of the difference, 2·sqrt(s₁²/n₁ + s₂²/n₂) (about a 95 % interval).
+/// With a single seed there is no noise estimate.
+pub fn beyond_noise(a: &SummaryRow, b: &SummaryRow) -> Option<bool> {
+    if a.seeds < 2 || b.seeds < 2 {
+        return None;
+    }
+    let se = (a.val_loss_std.powi(2) / a.seeds as f64 + b.val_loss_std.powi(2) / b.seeds as f64).sqrt();
+    Some((a.val_loss_mean - b.val_loss_mean).abs() > 2.0 * se)
+}
+
+fn delta(a: &SummaryRow, b: Option<&SummaryRow>) -> String {
+    match b {
+        None => "–".into(),
+        Some(b) => {
+            let d = a.val_loss_mean - b.val_loss_mean;
+            let noise = match beyond_noise(a, b) {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "n/a (1 seed)",
+            };
+            format!("{d:+.4} | {noise}")
+        }
+    }
+}
+
+/// Read every rung record present and write summary.csv, README.md and val_loss.svg.
+pub fn write(out: &Path, command: &str) -> Result<String> {
+    let mut recs = Vec::new();
+    for rung in Rung::ALL {
+        let p = out.join("rungs").join(format!("{}.json", rung.name()));
+        if p.exists() {
+            let text = std::fs::read_to_string(&p)?;
+            recs.push(serde_json::from_str::<RungRecord>(&text).with_context(|| format!("reading {}", p.display()))?);
+        }
+    }
+    anyhow::ensure!(!recs.is_empty(), "no rung records under {} (run the accuracy_* binaries first)", out.join("rungs").display());
+    let rows: Vec<SummaryRow> = recs.iter().map(summary_row).collect();
+    let path = out.join("summary.csv");
+    model::io::write_atomic(&path, |tmp| {
+        let mut w = csv::Writer::from_path(tmp)?;
+        for r in &rows {
+            w.serialize(r)?;
+        }
+        w.flush()?;
+        Ok(())
+    })?;
+
+    // Val-loss curves, averaged over seeds at each eval step.
+    let mut curves = Vec::new();
+    for r in &recs {
+        let mut by_step: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        for s in &r.seeds {
+            let p = out.join("runs").join(format!("{}_seed{s}.csv", r.rung));
+            let mut rd = csv::Reader::from_path(&p).with_context(|| format!("reading {}", p.display()))?;
+            for row in rd.deserialize::<BTreeMap<String, f64>>() {
+                let row = row?;
+                by_step.entry(row["step"] as usize).or_default().push(row["val_loss"]);
+            }
+        }
+        let points = by_step.into_iter().map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64)).collect();
+        curves.push(chart::Curve { label: format!("{} ({} seeds)", r.rung, r.seeds.len()), points });
+    }
+    chart::lines(&out.join("val_loss.svg"), "Accuracy ladder: validation loss", "step", "val loss (nats/token)", &curves)?;
+
+    let r0 = &recs[0];
+    let mut s = String::from("# Accuracy ladder results\n\nProduced by the code, not typed in: ");
+    let _ = writeln!(s, "`{command}` (git {}, {}), on {}.\n", r0.git_rev, r0.timestamp, r0.machine);
+    s.push_str("Final validation loss (nats/token; lower is better), mean ± std over seeds. \"Beyond noise\" means the Δ exceeds twice the standard error of the difference of the means.\n\n");
+    s.push_str("| rung | what changes | params | seeds | val loss | Δ vs previous | beyond noise | Δ vs original | beyond noise | tokens/sec | wall (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (i, (row, rec)) in rows.iter().zip(&recs).enumerate() {
+        let prev = if i == 0 { None } else { rows.get(i - 1) };
+        let orig = if i == 0 { None } else { rows.first() };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.4} ± {:.4} | {} | {} | {:.0} | {:.0} |",
+            row.rung, rec.describe, row.params, row.seeds, row.val_loss_mean, row.val_loss_std,
+            delta(row, prev), delta(row, orig), row.tokens_per_sec, row.wall_s
+        );
+    }
+    let total: f64 = rows.iter().map(|r| r.wall_s).sum();
+    let _ = writeln!(s, "\nTotal training time: {:.1} minutes.\n\n![validation loss curves](val_loss.svg)\n\n## Samples\n", total / 60.0);
+    for r in &recs {
+        let _ = writeln!(s, "**{}** (seed {}):\n\n```text\n{}\n```\n", r.rung, r.seeds.first().copied().unwrap_or(0), r.sample.trim_end());
+    }
+    s.push_str("What each rung changes and what it means: [docs/accuracy.md](../../docs/accuracy.md).\n");
+    model::io::write_atomic(&out.join("README.md"), |tmp| Ok(std::fs::write(tmp, &s)?))?;
+    let doc = Path::new("docs/accuracy.md");
+    if doc.exists() {
+        crate::docs::replace_generated(doc, "accuracy_report", &doc_section(&rows, &recs, command))?;
+    }
+    Ok(s)
+}
+
+/// The generated part of docs/accuracy.md: each rung's effect, in words, from the numbers.
+fn doc_section(rows: &[SummaryRow], recs: &[RungRecord], command: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "From `{command}` (git {}, {}); full table, curves and samples in [results/accuracy](../results/accuracy/README.md).\n", recs[0].git_rev, recs[0].timestamp);
+    for (i, r) in rows.iter().enumerate() {
+        if i == 0 {
+            let _ = writeln!(s, "- `{}`: val loss {:.4} ± {:.4} ({} seeds, {} parameters).", r.rung, r.val_loss_mean, r.val_loss_std, r.seeds, r.params);
+            continue;
+        }
+        let p = &rows[i - 1];
+        let d = r.val_loss_mean - p.val_loss_mean;
+        let verdict = match beyond_noise(r, p) {
+            Some(true) if d < 0.0 => "helped, beyond seed noise",
+            Some(true) => "hurt, beyond seed noise",
+            Some(false) => "within seed noise: no measurable effect at this scale",
+            None if d < 0.0 => "lower, but with one seed we cannot tell it from noise",
+            None => "higher, but with one seed we cannot tell it from noise",
+        };
+        let _ = writeln!(s, "- `{}`: val loss {:.4} ± {:.4}, Δ {:+.4} vs `{}` — {verdict} ({} parameters, {:+} vs previous).", r.rung, r.val_loss_mean, r.val_loss_std, d, p.rung, r.params, r.params as i64 - p.params as i64);
+    }
+    s
+}

@@ -1,0 +1,31 @@
+//! Summarise the speed ladder: merge results/speed/rungs/*.csv into summary.csv, draw
+//! chart.svg and write README.md (table, speed-ups, targets, machine, command).
+use anyhow::Result;
+use clap::Parser;
+use experiments::speed::report;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(about = "Merge the speed-ladder CSV files into summary.csv, chart.svg and README.md.")]
+struct Args {
+    /// The folder the speed_* binaries wrote to.
+    #[arg(long, default_value = "results/speed")]
+    out: PathBuf,
+    /// The command that produced the results, recorded in the README.
+    #[arg(long, default_value = "just speed-ablation")]
+    command: String,
+}
+
+fn main() -> Result<()> {
+    experiments::sys::init_logging();
+    let args = Args::parse();
+    let rows = report::summarize(&args.out)?;
+    let readme = report::readme(&args.out, &rows, &args.command)?;
+    println!("{readme}");
+    let doc = std::path::Path::new("docs/speed.md");
+    if doc.exists() {
+        experiments::docs::replace_generated(doc, "speed_report", &report::doc_section(&rows, &args.command))?;
+    }
+    eprintln!("wrote {}/{{summary.csv,chart.svg,README.md}}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! `just train CONFIG [--set section.key=value ...] [--resume]`: train any TOML config.
+use anyhow::Result;
+use clap::Parser;
+use experiments::config::TrainConfig;
+use experiments::train::{train, RunOptions};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    about = "Train a model from a TOML config (see experiments/*.toml).",
+    long_about = "Train a model from a TOML config (see experiments/*.toml). Metrics go to <run.out_dir>/{metrics.csv,eval.csv,log.jsonl,summary.json}, the checkpoint to <run.out_dir>/ckpt (use it with `cargo run -p infer -- --checkpoint <run.out_dir>/ckpt`)."
+)]
+struct Args {
+    /// The training config (TOML with [run], [data], [model], [train]).
+    config: PathBuf,
+    /// Override a config value, e.g. --set train.max_iters=100 --set model.attention=naive
+    /// (typed and checked like the file).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    sets: Vec<String>,
+    /// Continue from <run.out_dir>/ckpt; the loss curve continues exactly.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this iteration (after writing a checkpoint), as if interrupted.
+    #[arg(long, value_name = "ITER")]
+    stop_at: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> Result<()> {
+    experiments::sys::init_logging();
+    let args = Args::parse();
+    let cfg = TrainConfig::load(&args.config, &args.sets)?;
+    let out = train(&cfg, &RunOptions { resume: args.resume, stop_at: args.stop_at, quiet: args.quiet })?;
+    println!(
+        "{}: step {}, train loss {:.4}, val loss {:.4}, {:.0} tokens/sec, {:.0} s",
+        cfg.run.name, out.final_step, out.final_train_loss, out.final_val_loss, out.tokens_per_sec, out.wall_s
+    );
+    if !out.sample.is_empty() {
+        println!("--- sample ---\n{}\n--------------", out.sample);
+    }
+    println!("checkpoint: {}", out.out_dir.join("ckpt").display());
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! Timing of the three phases on synthetic token ids: warm-up excluded, median of repeats.
+use super::report::Row;
+use super::{Rung, SpeedArgs};
+use crate::peak::Peak;
+use crate::sys;
+use anyhow::Result;
+use model::accounting::{forward_flops_per_token, kv_cache_bytes_per_token, train_flops_per_token};
+use model::{Gpt, KvCache, ModelConfig};
+use std::time::Instant;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Median, min and max of per-repeat rates.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stats {
+    pub fn of(xs: &[f64]) -> Stats {
+        let mut v = xs.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) };
+        Stats { median, min: v[0], max: v[n - 1] }
+    }
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Time `f` `warmup + repeats` times; return the measured durations in seconds.
+fn time_repeats(warmup: usize, repeats: usize, device: Device, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    sync(device);
+    let mut out = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let t = Instant::now();
+        f()?;
+        sync(device);
+        out.push(t.elapsed().as_secs_f64());
+    }
+    Ok(out)
+}
+
+/// Greedy decode of `new` tokens after `prompt` (B, P); returns (prefill s, decode s).
+pub fn generate(m: &Gpt, prompt: &Tensor, new: usize, cache: Option<&mut KvCache>, device: Device) -> Result<(f64, f64)> {
+    let t0 = Instant::now();
+    let p = prompt.size()[1] as usize;
+    match cache {
+        Some(cache) => {
+            cache.reset();
+            let mut logits = m.forward_last(prompt, 0, Some(cache))?; // (B, V)
+            sync(device);
+            let prefill = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            for i in 0..new {
+                let next = logits.argmax(-1, true); // (B, 1)
+                logits = m.forward_last(&next, p + i, Some(cache))?;
+            }
+            let _ = logits.argmax(-1, true);
+            sync(device);
+            Ok((prefill, t1.elapsed().as_secs_f64()))
+        }
+        None => {
+            let mut ids = prompt.shallow_clone();
+            let mut logits = m.forward_last(&ids, 0, None)?;
+            sync(device);
+            let prefill = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            for _ in 0..new {
+                let next = logits.argmax(-1, true); // (B, 1)
+                ids = Tensor::cat(&[&ids, &next], 1); // (B, T + 1): recompute everything
+                logits = m.forward_last(&ids, 0, None)?;
+            }
+            let _ = logits.argmax(-1, true);
+            sync(device);
+            Ok((prefill, t1.elapsed().as_secs_f64()))
+        }
+    }
+}
+
+pub fn run_rung(
+    rung: Rung,
+    cfg: &ModelConfig,
+    args: &SpeedArgs,
+    device: Device,
+    threads: usize,
+    peak: &Peak,
+) -> Result<Vec<Row>> {
+    tch::manual_seed(args.seed);
+    let vs = nn::VarStore::new(device);
+    let model = Gpt::new(&vs.root(), cfg)?;
+    let peak_flops = peak.flops(cfg.dtype.kind());
+    let ids = |b: usize, t: usize| Tensor::randint(cfg.vocab_size as i64, [b as i64, t as i64], (Kind::Int64, device));
+    let mut rows = Vec::new();
+    let mut row = |phase: &str, batch: usize, seq: usize, new: usize, secs: &[f64], tokens: usize, flops_per_token: f64, kv_bytes: usize| {
+        let rates: Vec<f64> = secs.iter().map(|s| tokens as f64 / s).collect();
+        let st = Stats::of(&rates);
+        let steps = if new > 0 { new } else { 1 };
+        rows.push(Row {
+            rung: rung.name().into(),
+            phase: phase.into(),
+            dtype: format!("{:?}", cfg.dtype).to_lowercase(),
+            attention: format!("{:?}", cfg.attention).to_lowercase(),
+            kv_cache: rung.kv_cache() && phase != "train",
+            n_kv_heads: cfg.n_kv_heads,
+            vocab_size: cfg.vocab_size,
+            batch,
+            seq_len: seq,
+            new_tokens: new,
+            tokens_per_sec: st.median,
+            tokens_per_sec_min: st.min,
+            tokens_per_sec_max: st.max,
+            ms_per_step: 1e3 * tokens as f64 / st.median / steps as f64,
+            mfu: flops_per_token * st.median / peak_flops,
+            kv_cache_bytes: kv_bytes,
+            peak_rss_bytes: sys::peak_rss_bytes(),
+            threads,
+            device: sys::device_name(device),
+            git_rev: sys::git_rev(),
+            timestamp: sys::timestamp_utc(),
+        });
+    };
+    let phases = |p: &str| args.phases.iter().any(|x| x == p);
+
+    if phases("train") {
+        let groups = optim::groups_by_dim(&vs, 0.1);
+        let mut opt = optim::AdamW::new(groups, optim::AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8 });
+        let (b, t) = (args.batch, args.seq_len);
+        let mut step = || -> Result<()> {
+            let x = ids(b, t);
+            let y = ids(b, t);
+            let loss = model.loss(&x, &y, true)?;
+            loss.backward();
+            opt.step(6e-4);
+            opt.zero_grad();
+            Ok(())
+        };
+        let secs = time_repeats(args.warmup, args.repeats, device, &mut step)?;
+        row("train", b, t, 0, &secs, b * t, train_flops_per_token(cfg, t), 0);
+    }
+    let _no_grad = tch::no_grad_guard();
+    let (b, p, new) = (args.infer_batch, args.prompt_len, args.new_tokens);
+    let mut cache = rung.kv_cache().then(|| KvCache::new(cfg, b, p + new, device));
+    // 2 · layers · n_kv_heads · head_dim · bytes · tokens, for the tokens held.
+    let has_cache = cache.is_some();
+    let kv_bytes = move |tokens: usize| {
+        if has_cache {
+            kv_cache_bytes_per_token(cfg, cfg.dtype.bytes()) * b * tokens
+        } else {
+            0
+        }
+    };
+    if phases("prefill") {
+        let prompt = ids(b, p);
+        let secs = time_repeats(args.warmup, args.repeats, device, || {
+            if let Some(c) = cache.as_mut() {
+                c.reset();
+            }
+            let _ = model.forward_last(&prompt, 0, cache.as_mut())?;
+            Ok(())
+        })?;
+        let bytes = kv_bytes(p);
+        row("prefill", b, p, 0, &secs, b * p, forward_flops_per_token(cfg, p), bytes);
+    }
+    if phases("decode") {
+        let prompt = ids(b, p);
+        let mut secs = Vec::new();
+        for i in 0..(1 + args.decode_repeats) {
+            let (_, d) = generate(&model, &prompt, new, cache.as_mut(), device)?;
+            if i > 0 {
+                secs.push(d); // the first run is the warm-up
+            }
+        }
+        let bytes = kv_bytes(p + new);
+        if let Some(c) = &cache {
+            debug_assert_eq!(c.bytes(), bytes);
+        }
+        row("decode", b, p, new, &secs, b * new, forward_flops_per_token(cfg, p + new / 2), bytes);
+    }
+    Ok(rows)
+}
