@@ -59,6 +59,11 @@ impl KvCache {
         self.capacity
     }
 
+    /// Forget every position from `len` on (e.g. to re-run a step); `len` ≤ `len()`.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// Forget the contents (keeps the memory).
     pub fn reset(&mut self) {
         self.len = 0;
