@@ -103,3 +103,19 @@ speed-vs-pytorch *ARGS:
     done
     target/release/speed_compare --command "just speed-vs-pytorch {{ARGS}}"
     if [ -f results/speed/rungs/1_original.csv ]; then target/release/speed_report > /dev/null; fi
+
+# Parity with our PyTorch reference on shakespeare_char_cpu, 3 seeds each: the Rust side is
+# the accuracy ladder's first rung (run here if its 3-seed results are missing).
+parity SEEDS="3":
+    scripts/setup-libtorch.sh full
+    cargo build --release -p experiments --bins
+    if ! .venv/bin/python -c "import json,sys; sys.exit(len(json.load(open('results/accuracy/rungs/1_original.json'))['seeds']) < {{SEEDS}})" 2>/dev/null; then \
+        target/release/accuracy_1_original --seeds {{SEEDS}}; \
+    fi
+    mkdir -p results/parity
+    for i in $(seq 0 $(({{SEEDS}} - 1))); do s=$((1337 + i)); \
+        .venv/bin/python bench/train.py experiments/shakespeare_char_cpu.toml --seed $s --out runs/pytorch/seed$s; \
+        cp runs/pytorch/seed$s/eval.csv results/parity/pytorch_seed$s.csv; \
+    done
+    target/release/parity_report --command "just parity {{SEEDS}}" > /dev/null
+    @echo "parity: results/parity/README.md"

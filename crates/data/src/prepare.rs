@@ -39,15 +39,20 @@ impl Meta {
         Ok(match self.tokenizer {
             TokenizerKind::Gpt2 => Box::new(Gpt2Tokenizer),
             TokenizerKind::Char => {
-                let chars = self.chars.as_ref().context("meta.json: a char dataset needs 'chars'")?;
+                let chars = self
+                    .chars
+                    .as_ref()
+                    .context("meta.json: a char dataset needs 'chars'")?;
                 Box::new(CharTokenizer::from_chars(chars.chars().collect()))
             }
         })
     }
 
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{}: not a dataset meta", path.display()))
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a dataset meta", path.display()))
     }
 }
 
@@ -79,17 +84,24 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
     let sha = format!("{:x}", Sha256::digest(&bytes));
     let meta_path = out_dir.join("meta.json");
     if let Ok(old) = Meta::read(&meta_path) {
-        let sizes_ok = [("train.bin", old.train_tokens), ("val.bin", old.val_tokens)].iter().all(|(f, n)| {
-            std::fs::metadata(out_dir.join(f)).is_ok_and(|m| m.len() as usize == n * old.bytes_per_token())
-        });
+        let sizes_ok = [("train.bin", old.train_tokens), ("val.bin", old.val_tokens)]
+            .iter()
+            .all(|(f, n)| {
+                std::fs::metadata(out_dir.join(f))
+                    .is_ok_and(|m| m.len() as usize == n * old.bytes_per_token())
+            });
         if old.tokenizer == kind && old.source_sha256 == sha && sizes_ok {
             tracing::debug!("reusing {}", out_dir.display());
             return Ok(old);
         }
     }
-    let text = String::from_utf8(bytes).with_context(|| format!("corpus {} is not valid UTF-8 text", corpus.display()))?;
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("corpus {} is not valid UTF-8 text", corpus.display()))?;
     let n_chars = text.chars().count();
-    let split = text.char_indices().nth(n_chars * 9 / 10).map_or(text.len(), |(i, _)| i);
+    let split = text
+        .char_indices()
+        .nth(n_chars * 9 / 10)
+        .map_or(text.len(), |(i, _)| i);
     let (train_text, val_text) = text.split_at(split);
     let (tok, chars): (Box<dyn Tokenizer>, Option<String>) = match kind {
         TokenizerKind::Gpt2 => (Box::new(Gpt2Tokenizer), None),
@@ -99,7 +111,12 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
             (Box::new(t), Some(chars))
         }
     };
-    tracing::info!("tokenising {} ({} characters, {} tokenizer) ...", corpus.display(), n_chars, kind);
+    tracing::info!(
+        "tokenising {} ({} characters, {} tokenizer) ...",
+        corpus.display(),
+        n_chars,
+        kind
+    );
     let train = tok.encode(train_text)?;
     let val = tok.encode(val_text)?;
     let wide = tok.vocab_size() > 1 << 16;
@@ -116,6 +133,9 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
         source_sha256: sha,
         chars,
     };
-    write_atomic(&meta_path, (serde_json::to_string_pretty(&meta)? + "\n").as_bytes())?;
+    write_atomic(
+        &meta_path,
+        (serde_json::to_string_pretty(&meta)? + "\n").as_bytes(),
+    )?;
     Ok(meta)
 }

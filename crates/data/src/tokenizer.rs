@@ -66,7 +66,11 @@ impl Tokenizer for Gpt2Tokenizer {
         Ok(bpe().encode_with_special_tokens(text))
     }
     fn decode_bytes(&self, ids: &[u32]) -> Vec<u8> {
-        let valid: Vec<u32> = ids.iter().copied().filter(|&i| (i as usize) < GPT2_VOCAB).collect();
+        let valid: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|&i| (i as usize) < GPT2_VOCAB)
+            .collect();
         bpe()._decode_native_and_split(valid).flatten().collect()
     }
     fn vocab_size(&self) -> usize {
@@ -97,7 +101,11 @@ impl CharTokenizer {
     }
 
     pub fn from_chars(chars: Vec<char>) -> Self {
-        let index = chars.iter().enumerate().map(|(i, &c)| (c, i as u32)).collect();
+        let index = chars
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, i as u32))
+            .collect();
         Self { chars, index }
     }
 
@@ -111,7 +119,10 @@ impl Tokenizer for CharTokenizer {
         text.chars()
             .map(|c| match self.index.get(&c) {
                 Some(&i) => Ok(i),
-                None => bail!("character {c:?} is not in the {}-character vocabulary", self.chars.len()),
+                None => bail!(
+                    "character {c:?} is not in the {}-character vocabulary",
+                    self.chars.len()
+                ),
             })
             .collect()
     }
@@ -119,7 +130,9 @@ impl Tokenizer for CharTokenizer {
         self.decode(ids).into_bytes()
     }
     fn decode(&self, ids: &[u32]) -> String {
-        ids.iter().filter_map(|&i| self.chars.get(i as usize)).collect()
+        ids.iter()
+            .filter_map(|&i| self.chars.get(i as usize))
+            .collect()
     }
     fn vocab_size(&self) -> usize {
         self.chars.len()

@@ -17,12 +17,22 @@ impl TokenFile {
     pub fn open(path: &Path, meta: &Meta) -> Result<Self> {
         let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: the file is only read; `prepare` replaces token files by rename, never in place.
-        let map = unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?;
+        let map =
+            unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?;
         let width = meta.bytes_per_token();
         if map.len() % width != 0 {
-            bail!("{}: {} bytes is not a whole number of {}-byte tokens", path.display(), map.len(), width);
+            bail!(
+                "{}: {} bytes is not a whole number of {}-byte tokens",
+                path.display(),
+                map.len(),
+                width
+            );
         }
-        Ok(Self { path: path.into(), map, width })
+        Ok(Self {
+            path: path.into(),
+            map,
+            width,
+        })
     }
 
     /// Number of tokens.
@@ -44,7 +54,13 @@ impl TokenFile {
     }
 
     /// A batch of `batch` random windows of `block` tokens: (x, y), each (B, T) int64.
-    pub fn get_batch(&self, rng: &mut Rng, batch: usize, block: usize, device: Device) -> Result<(Tensor, Tensor)> {
+    pub fn get_batch(
+        &self,
+        rng: &mut Rng,
+        batch: usize,
+        block: usize,
+        device: Device,
+    ) -> Result<(Tensor, Tensor)> {
         let n = self.len();
         if n <= block {
             bail!(
@@ -52,13 +68,19 @@ impl TokenFile {
                 self.path.display()
             );
         }
-        let (mut x, mut y) = (Vec::with_capacity(batch * block), Vec::with_capacity(batch * block));
+        let (mut x, mut y) = (
+            Vec::with_capacity(batch * block),
+            Vec::with_capacity(batch * block),
+        );
         for _ in 0..batch {
             let s = rng.below((n - block) as u64) as usize;
             x.extend((s..s + block).map(|i| self.get(i) as i64));
             y.extend((s + 1..s + block + 1).map(|i| self.get(i) as i64));
         }
         let shape = [batch as i64, block as i64];
-        Ok((Tensor::from_slice(&x).view(shape).to(device), Tensor::from_slice(&y).view(shape).to(device)))
+        Ok((
+            Tensor::from_slice(&x).view(shape).to(device),
+            Tensor::from_slice(&y).view(shape).to(device),
+        ))
     }
 }

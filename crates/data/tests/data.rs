@@ -6,7 +6,10 @@ use tch::Device;
 fn gpt2_ids_for_known_strings() {
     let t = Gpt2Tokenizer;
     assert_eq!(t.encode("Hello world").unwrap(), vec![15496, 995]);
-    assert_eq!(t.encode("Hello, I'm a language model,").unwrap(), vec![15496, 11, 314, 1101, 257, 3303, 2746, 11]);
+    assert_eq!(
+        t.encode("Hello, I'm a language model,").unwrap(),
+        vec![15496, 11, 314, 1101, 257, 3303, 2746, 11]
+    );
     assert_eq!(t.encode("<|endoftext|>").unwrap(), vec![50256]);
     let text = "Ladder climbs from GPT-2 to Llama 3 — one rung at a time. ✓";
     assert_eq!(t.decode(&t.encode(text).unwrap()), text);
@@ -27,7 +30,11 @@ fn char_tokenizer_round_trip_and_unknown_character() {
 fn tiny_shakespeare_has_65_characters() {
     let p = data::shared_dir().join("data/tinyshakespeare.txt");
     if !p.exists() {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: {} missing", p.display());
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI: {} missing",
+            p.display()
+        );
         eprintln!("skipping: {} missing", p.display());
         return;
     }
@@ -44,13 +51,29 @@ fn prepare_splits_90_10_and_reuses() {
     std::fs::write(&corpus, "abcdefghij".repeat(100)).unwrap(); // 1000 chars
     let out = dir.path().join("out");
     let meta = prepare(&corpus, &out, TokenizerKind::Char).unwrap();
-    assert_eq!((meta.train_tokens, meta.val_tokens, meta.vocab_size), (900, 100, 10));
+    assert_eq!(
+        (meta.train_tokens, meta.val_tokens, meta.vocab_size),
+        (900, 100, 10)
+    );
     assert_eq!(meta.dtype, "u16");
-    assert_eq!(std::fs::metadata(out.join("train.bin")).unwrap().len(), 1800);
-    let before = std::fs::metadata(out.join("train.bin")).unwrap().modified().unwrap();
+    assert_eq!(
+        std::fs::metadata(out.join("train.bin")).unwrap().len(),
+        1800
+    );
+    let before = std::fs::metadata(out.join("train.bin"))
+        .unwrap()
+        .modified()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(prepare(&corpus, &out, TokenizerKind::Char).unwrap(), meta);
-    assert_eq!(std::fs::metadata(out.join("train.bin")).unwrap().modified().unwrap(), before, "reused, not rewritten");
+    assert_eq!(
+        std::fs::metadata(out.join("train.bin"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before,
+        "reused, not rewritten"
+    );
     // A changed corpus is tokenised again.
     std::fs::write(&corpus, "xyz".repeat(100)).unwrap();
     let m2 = prepare(&corpus, &out, TokenizerKind::Char).unwrap();
@@ -63,7 +86,9 @@ fn prepare_splits_90_10_and_reuses() {
 fn batches_are_shifted_and_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("c.txt");
-    let text: String = (0..2000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let text: String = (0..2000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     std::fs::write(&corpus, &text).unwrap();
     let meta = prepare(&corpus, dir.path(), TokenizerKind::Char).unwrap();
     let f = TokenFile::open(&dir.path().join("train.bin"), &meta).unwrap();
@@ -86,16 +111,24 @@ fn batches_are_shifted_and_deterministic() {
 fn bad_corpora_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.txt");
-    let e = format!("{:#}", prepare(&missing, dir.path(), TokenizerKind::Char).unwrap_err());
+    let e = format!(
+        "{:#}",
+        prepare(&missing, dir.path(), TokenizerKind::Char).unwrap_err()
+    );
     assert!(e.contains("nope.txt") && e.contains("just data"), "{e}");
     let empty = dir.path().join("empty.txt");
     std::fs::write(&empty, "  \n").unwrap();
-    let e = prepare(&empty, dir.path(), TokenizerKind::Char).unwrap_err().to_string();
+    let e = prepare(&empty, dir.path(), TokenizerKind::Char)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("empty"), "{e}");
     let short = dir.path().join("short.txt");
     std::fs::write(&short, "to be or not to be").unwrap();
     let meta = prepare(&short, &dir.path().join("s"), TokenizerKind::Char).unwrap();
     let f = TokenFile::open(&dir.path().join("s/val.bin"), &meta).unwrap();
-    let e = f.get_batch(&mut Rng::new(0), 1, 8, Device::Cpu).unwrap_err().to_string();
+    let e = f
+        .get_batch(&mut Rng::new(0), 1, 8, Device::Cpu)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("shorter than one block"), "{e}");
 }

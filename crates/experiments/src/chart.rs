@@ -21,7 +21,10 @@ pub struct Panel {
 }
 
 fn short(label: &str) -> String {
-    label.replacen('_', " ", 1).replace("original unpadded", "unpadded").replace('_', " ")
+    label
+        .replacen('_', " ", 1)
+        .replace("original unpadded", "unpadded")
+        .replace('_', " ")
 }
 
 /// Panels side by side, each with its own y axis and min–max whiskers.
@@ -29,7 +32,9 @@ pub fn bar_panels(path: &Path, title: &str, panels: &[Panel]) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
     let root = SVGBackend::new(path, (420 * panels.len() as u32, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let root = root.titled(title, ("sans-serif", 20)).map_err(|e| err(&e))?;
+    let root = root
+        .titled(title, ("sans-serif", 20))
+        .map_err(|e| err(&e))?;
     for (area, panel) in root.split_evenly((1, panels.len())).iter().zip(panels) {
         let n = panel.bars.len().max(1);
         let top = panel.bars.iter().map(|b| b.3.max(b.1)).fold(0.0, f64::max) * 1.15 + 1e-9;
@@ -46,7 +51,9 @@ pub fn bar_panels(path: &Path, title: &str, panels: &[Panel]) -> Result<()> {
             .disable_x_mesh()
             .x_labels(n)
             .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => labels.get(*i).cloned().unwrap_or_default(),
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                    labels.get(*i).cloned().unwrap_or_default()
+                }
                 SegmentValue::Last => String::new(),
             })
             .x_label_style(("sans-serif", 11))
@@ -57,7 +64,10 @@ pub fn bar_panels(path: &Path, title: &str, panels: &[Panel]) -> Result<()> {
             .draw_series(panel.bars.iter().enumerate().map(|(i, b)| {
                 let c = COLORS[i % COLORS.len()];
                 let mut bar = Rectangle::new(
-                    [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), b.1)],
+                    [
+                        (SegmentValue::Exact(i), 0.0),
+                        (SegmentValue::Exact(i + 1), b.1),
+                    ],
                     c.mix(0.8).filled(),
                 );
                 bar.set_margin(0, 0, 8, 8);
@@ -66,12 +76,23 @@ pub fn bar_panels(path: &Path, title: &str, panels: &[Panel]) -> Result<()> {
             .map_err(|e| err(&e))?;
         chart
             .draw_series(panel.bars.iter().enumerate().map(|(i, b)| {
-                ErrorBar::new_vertical(SegmentValue::CenterOf(i), b.2, b.1, b.3, BLACK.stroke_width(1), 8)
+                ErrorBar::new_vertical(
+                    SegmentValue::CenterOf(i),
+                    b.2,
+                    b.1,
+                    b.3,
+                    BLACK.stroke_width(1),
+                    8,
+                )
             }))
             .map_err(|e| err(&e))?;
         chart
             .draw_series(panel.bars.iter().enumerate().map(|(i, b)| {
-                Text::new(format!("{:.0}", b.1), (SegmentValue::CenterOf(i), b.3.max(b.1) + top * 0.02), ("sans-serif", 11))
+                Text::new(
+                    format!("{:.0}", b.1),
+                    (SegmentValue::CenterOf(i), b.3.max(b.1) + top * 0.02),
+                    ("sans-serif", 11),
+                )
             }))
             .map_err(|e| err(&e))?;
     }
@@ -86,7 +107,13 @@ pub struct Curve {
 }
 
 /// Line chart of several curves on one plot, with a legend.
-pub fn lines(path: &Path, title: &str, x_label: &str, y_label: &str, curves: &[Curve]) -> Result<()> {
+pub fn lines(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    curves: &[Curve],
+) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
     let pts = curves.iter().flat_map(|c| c.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -104,14 +131,24 @@ pub fn lines(path: &Path, title: &str, x_label: &str, y_label: &str, curves: &[C
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
         .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()
+        .map_err(|e| err(&e))?;
     for (i, c) in curves.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         chart
-            .draw_series(LineSeries::new(c.points.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                c.points.iter().copied(),
+                color.stroke_width(2),
+            ))
             .map_err(|e| err(&e))?
             .label(&c.label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

@@ -97,7 +97,9 @@ pub struct TrainConfig {
 fn parse_value(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
     match doc.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.into()),
     }
 }
@@ -105,11 +107,12 @@ fn parse_value(raw: &str) -> toml::Value {
 /// Apply `section.key=value` overrides to a parsed file.
 pub fn apply_overrides(table: &mut toml::Table, sets: &[String]) -> Result<()> {
     for s in sets {
-        let (key, raw) = s.split_once('=').with_context(|| format!("--set '{s}': expected section.key=value"))?;
-        let (section, field) = key
-            .trim()
-            .split_once('.')
-            .with_context(|| format!("--set '{s}': expected section.key=value (sections: run, data, model, train)"))?;
+        let (key, raw) = s
+            .split_once('=')
+            .with_context(|| format!("--set '{s}': expected section.key=value"))?;
+        let (section, field) = key.trim().split_once('.').with_context(|| {
+            format!("--set '{s}': expected section.key=value (sections: run, data, model, train)")
+        })?;
         let Some(toml::Value::Table(sec)) = table.get_mut(section) else {
             bail!("--set '{s}': unknown section '{section}' (expected run, data, model or train)");
         };
@@ -137,16 +140,24 @@ fn de_error(origin: &str, e: serde_path_to_error::Error<toml::de::Error>) -> any
 impl TrainConfig {
     /// Read `path` and apply `sets`; unknown keys and wrong types name the key.
     pub fn load(path: &Path, sets: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
         Self::parse(&text, &path.display().to_string(), sets)
     }
 
     pub fn parse(text: &str, origin: &str, sets: &[String]) -> Result<Self> {
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| anyhow::anyhow!("{origin}: {}", e.message()))?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{origin}: {}", e.message()))?;
         apply_overrides(&mut table, sets)?;
-        let origin = if sets.is_empty() { origin.to_string() } else { format!("{origin} (with --set {})", sets.join(" ")) };
+        let origin = if sets.is_empty() {
+            origin.to_string()
+        } else {
+            format!("{origin} (with --set {})", sets.join(" "))
+        };
         let de = toml::Value::Table(table);
-        let cfg: TrainConfig = serde_path_to_error::deserialize(de).map_err(|e| de_error(&origin, e))?;
+        let cfg: TrainConfig =
+            serde_path_to_error::deserialize(de).map_err(|e| de_error(&origin, e))?;
         cfg.validate().with_context(|| origin.clone())?;
         Ok(cfg)
     }
@@ -165,16 +176,27 @@ impl TrainConfig {
             }
         }
         if t.lr.is_nan() || t.lr <= 0.0 || t.min_lr.is_nan() || t.min_lr < 0.0 || t.min_lr > t.lr {
-            bail!("train.lr ({}) must be positive and train.min_lr ({}) in [0, lr]", t.lr, t.min_lr);
+            bail!(
+                "train.lr ({}) must be positive and train.min_lr ({}) in [0, lr]",
+                t.lr,
+                t.min_lr
+            );
         }
         if t.warmup_iters > t.lr_decay_iters {
-            bail!("train.warmup_iters ({}) must not exceed train.lr_decay_iters ({})", t.warmup_iters, t.lr_decay_iters);
+            bail!(
+                "train.warmup_iters ({}) must not exceed train.lr_decay_iters ({})",
+                t.warmup_iters,
+                t.lr_decay_iters
+            );
         }
         if !(0.0..1.0).contains(&t.beta1) || !(0.0..1.0).contains(&t.beta2) {
             bail!("train.beta1 and train.beta2 must be in [0, 1)");
         }
         if !["char", "gpt2"].contains(&self.data.tokenizer.as_str()) {
-            bail!("data.tokenizer '{}': expected char or gpt2", self.data.tokenizer);
+            bail!(
+                "data.tokenizer '{}': expected char or gpt2",
+                self.data.tokenizer
+            );
         }
         Ok(())
     }
@@ -182,11 +204,14 @@ impl TrainConfig {
     /// The model config, with `vocab_size` from the tokenizer unless the file sets it.
     pub fn model_config(&self, vocab_size: usize) -> Result<ModelConfig> {
         let mut table = self.model.clone();
-        table.entry("vocab_size").or_insert(toml::Value::Integer(vocab_size as i64));
-        let cfg: ModelConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let path = e.path().to_string();
-            anyhow::anyhow!("[model] key '{path}': {}", e.into_inner().message())
-        })?;
+        table
+            .entry("vocab_size")
+            .or_insert(toml::Value::Integer(vocab_size as i64));
+        let cfg: ModelConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                anyhow::anyhow!("[model] key '{path}': {}", e.into_inner().message())
+            })?;
         cfg.validate().context("[model]")?;
         Ok(cfg)
     }

@@ -37,11 +37,18 @@ pub struct Metrics {
 }
 
 /// Keep the rows of `path` with step < `keep_below` (for a resume); return them.
-fn truncate_rows<T: Serialize + for<'de> Deserialize<'de>>(path: &Path, keep_below: usize, step: impl Fn(&T) -> usize) -> Result<Vec<T>> {
+fn truncate_rows<T: Serialize + for<'de> Deserialize<'de>>(
+    path: &Path,
+    keep_below: usize,
+    step: impl Fn(&T) -> usize,
+) -> Result<Vec<T>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let rows: Vec<T> = csv::Reader::from_path(path)?.deserialize().collect::<Result<_, _>>().with_context(|| format!("reading {}", path.display()))?;
+    let rows: Vec<T> = csv::Reader::from_path(path)?
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", path.display()))?;
     let rows: Vec<T> = rows.into_iter().filter(|r| step(r) < keep_below).collect();
     let mut w = csv::Writer::from_path(path)?;
     for r in &rows {
@@ -52,7 +59,11 @@ fn truncate_rows<T: Serialize + for<'de> Deserialize<'de>>(path: &Path, keep_bel
 }
 
 fn appender(path: &Path, has_rows: bool) -> Result<csv::Writer<File>> {
-    let f = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
     let fresh = !has_rows && f.metadata()?.len() == 0;
     Ok(csv::WriterBuilder::new().has_headers(fresh).from_writer(f))
 }
@@ -60,7 +71,11 @@ fn appender(path: &Path, has_rows: bool) -> Result<csv::Writer<File>> {
 impl Metrics {
     /// Open the files in `dir`; a fresh run truncates them, a resume at `start` keeps earlier rows.
     pub fn open(dir: &Path, start: usize, resume: bool) -> Result<Self> {
-        let (sp, ep, jp) = (dir.join("metrics.csv"), dir.join("eval.csv"), dir.join("log.jsonl"));
+        let (sp, ep, jp) = (
+            dir.join("metrics.csv"),
+            dir.join("eval.csv"),
+            dir.join("log.jsonl"),
+        );
         let mut evals = Vec::new();
         if resume {
             // Step rows are logged after step s completes as `s`; eval rows at `s` precede it.
@@ -68,13 +83,25 @@ impl Metrics {
             evals = truncate_rows::<EvalRow>(&ep, start, |r| r.step)?;
             let (sh, eh) = (!kept.is_empty(), !evals.is_empty());
             let jsonl = OpenOptions::new().create(true).append(true).open(&jp)?;
-            return Ok(Self { dir: dir.into(), steps: appender(&sp, sh)?, evals_w: appender(&ep, eh)?, jsonl, evals });
+            return Ok(Self {
+                dir: dir.into(),
+                steps: appender(&sp, sh)?,
+                evals_w: appender(&ep, eh)?,
+                jsonl,
+                evals,
+            });
         }
         for p in [&sp, &ep, &jp] {
             let _ = std::fs::remove_file(p);
         }
         let jsonl = File::create(&jp).with_context(|| format!("creating {}", jp.display()))?;
-        Ok(Self { dir: dir.into(), steps: appender(&sp, false)?, evals_w: appender(&ep, false)?, jsonl, evals })
+        Ok(Self {
+            dir: dir.into(),
+            steps: appender(&sp, false)?,
+            evals_w: appender(&ep, false)?,
+            jsonl,
+            evals,
+        })
     }
 
     fn event(&mut self, v: serde_json::Value) -> Result<()> {
@@ -82,7 +109,15 @@ impl Metrics {
         Ok(())
     }
 
-    pub fn start_event(&mut self, cfg: &TrainConfig, mcfg: &model::ModelConfig, params: usize, device: &str, threads: usize, peak: &Peak) -> Result<()> {
+    pub fn start_event(
+        &mut self,
+        cfg: &TrainConfig,
+        mcfg: &model::ModelConfig,
+        params: usize,
+        device: &str,
+        threads: usize,
+        peak: &Peak,
+    ) -> Result<()> {
         self.event(serde_json::json!({
             "event": "start", "config": cfg, "model": mcfg, "params": params,
             "git_rev": crate::sys::git_rev(), "timestamp": crate::sys::timestamp_utc(),
@@ -110,6 +145,11 @@ impl Metrics {
     pub fn finish<T: Serialize>(&mut self, summary: &T) -> Result<()> {
         self.event(serde_json::json!({"event": "end", "timestamp": crate::sys::timestamp_utc()}))?;
         let path = self.dir.join("summary.json");
-        model::io::write_atomic(&path, |tmp| Ok(std::fs::write(tmp, serde_json::to_string_pretty(summary)? + "\n")?))
+        model::io::write_atomic(&path, |tmp| {
+            Ok(std::fs::write(
+                tmp,
+                serde_json::to_string_pretty(summary)? + "\n",
+            )?)
+        })
     }
 }

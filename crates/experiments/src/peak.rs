@@ -84,7 +84,12 @@ pub fn peak(path: &Path, device: Device) -> Result<Peak> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(path, serde_json::to_string_pretty(&p)? + "\n").with_context(|| format!("writing {}", path.display()))?;
-    tracing::info!("peak: fp32 {:.0} GFLOP/s, bf16 {:.0} GFLOP/s", p.fp32_flops / 1e9, p.bf16_flops / 1e9);
+    std::fs::write(path, serde_json::to_string_pretty(&p)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(
+        "peak: fp32 {:.0} GFLOP/s, bf16 {:.0} GFLOP/s",
+        p.fp32_flops / 1e9,
+        p.bf16_flops / 1e9
+    );
     Ok(p)
 }

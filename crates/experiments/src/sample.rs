@@ -4,16 +4,28 @@ use anyhow::Result;
 use model::{Gpt, KvCache};
 use tch::{Device, Kind, Tensor};
 
-pub fn sample_text(m: &Gpt, meta: &data::Meta, n: usize, seed: u64, device: Device) -> Result<String> {
+pub fn sample_text(
+    m: &Gpt,
+    meta: &data::Meta,
+    n: usize,
+    seed: u64,
+    device: Device,
+) -> Result<String> {
     let _g = tch::no_grad_guard();
     let tok = meta.tokenizer()?;
     // Start from a newline (char level) or <|endoftext|> (GPT-2).
-    let start = tok.eot().map_or_else(|| tok.encode("\n"), |e| Ok(vec![e]))?;
+    let start = tok
+        .eot()
+        .map_or_else(|| tok.encode("\n"), |e| Ok(vec![e]))?;
     let n = n.min(m.cfg.block_size.saturating_sub(start.len()));
     tch::manual_seed(seed as i64);
     let mut cache = KvCache::new(&m.cfg, 1, start.len() + n, device);
     let ids: Vec<i64> = start.iter().map(|&t| t as i64).collect();
-    let mut logits = m.forward_last(&Tensor::from_slice(&ids).to(device).unsqueeze(0), 0, Some(&mut cache))?;
+    let mut logits = m.forward_last(
+        &Tensor::from_slice(&ids).to(device).unsqueeze(0),
+        0,
+        Some(&mut cache),
+    )?;
     let mut out: Vec<u32> = Vec::with_capacity(n);
     for _ in 0..n {
         let l = logits.to_kind(Kind::Float) / 0.8; // (1, V)

@@ -77,10 +77,16 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
     // Data: tokenise once, reuse while the corpus is unchanged.
-    let corpus = data::resolve_corpus((!cfg.data.corpus.is_empty()).then(|| Path::new(&cfg.data.corpus)))?;
+    let corpus =
+        data::resolve_corpus((!cfg.data.corpus.is_empty()).then(|| Path::new(&cfg.data.corpus)))?;
     let kind: data::TokenizerKind = cfg.data.tokenizer.parse().context("data.tokenizer")?;
-    let stem = corpus.file_stem().map_or("corpus".into(), |s| s.to_string_lossy().to_string());
-    let data_dir = cfg.data.cache_dir.join(format!("{stem}_{}", cfg.data.tokenizer));
+    let stem = corpus
+        .file_stem()
+        .map_or("corpus".into(), |s| s.to_string_lossy().to_string());
+    let data_dir = cfg
+        .data
+        .cache_dir
+        .join(format!("{stem}_{}", cfg.data.tokenizer));
     let meta = data::prepare(&corpus, &data_dir, kind)?;
     let mcfg = cfg.model_config(meta.vocab_size)?;
     let block = mcfg.block_size;
@@ -104,7 +110,11 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let params: Vec<Tensor> = vs.trainable_variables();
     let mut opt = optim::AdamW::new(
         optim::groups_by_dim(&vs, tc.weight_decay),
-        optim::AdamWConfig { beta1: tc.beta1, beta2: tc.beta2, eps: tc.eps },
+        optim::AdamWConfig {
+            beta1: tc.beta1,
+            beta2: tc.beta2,
+            eps: tc.eps,
+        },
     );
     let schedule = optim::CosineSchedule {
         lr: tc.lr,
@@ -123,14 +133,25 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         start = st.step;
         rng = data::Rng::from_state(st.data_rng);
         best_val = st.best_val_loss;
-        tracing::info!("resumed from {} at step {start}", checkpoint::dir(&out_dir).display());
+        tracing::info!(
+            "resumed from {} at step {start}",
+            checkpoint::dir(&out_dir).display()
+        );
     }
 
     let pc = param_count(&mcfg);
     let peak = peak::peak(&peak::default_path(), device)?;
-    let flops_per_iter = train_flops_per_token(&mcfg, block) * (tc.batch_size * tc.grad_accum * block) as f64;
+    let flops_per_iter =
+        train_flops_per_token(&mcfg, block) * (tc.batch_size * tc.grad_accum * block) as f64;
     let mut metrics = Metrics::open(&out_dir, start, opts.resume)?;
-    metrics.start_event(cfg, &mcfg, pc.total, &sys::device_name(device), threads, &peak)?;
+    metrics.start_event(
+        cfg,
+        &mcfg,
+        pc.total,
+        &sys::device_name(device),
+        threads,
+        &peak,
+    )?;
     tracing::info!(
         "{}: {:.2}M parameters, {} tokens/iter, {} iterations, {} on {} ({} threads)",
         cfg.run.name,
@@ -141,12 +162,24 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         sys::device_name(device),
         threads
     );
-    let ctx = Ctx { model: &model, train: train_file, val: val_file, block, device };
-    let pb = if opts.quiet { ProgressBar::hidden() } else { ProgressBar::new(tc.max_iters as u64) };
+    let ctx = Ctx {
+        model: &model,
+        train: train_file,
+        val: val_file,
+        block,
+        device,
+    };
+    let pb = if opts.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(tc.max_iters as u64)
+    };
     pb.set_style(
-        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     pb.set_prefix(cfg.run.name.clone());
     pb.set_position(start as u64);
@@ -163,10 +196,22 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             let (tl, vl) = ctx.evaluate(tc.eval_iters, tc.batch_size, cfg.run.seed, it)?;
             (last_train, last_val) = (tl, vl);
             best_val = Some(best_val.map_or(vl, |b: f64| b.min(vl)));
-            metrics.eval(&EvalRow { step: it, train_loss: tl, val_loss: vl, lr })?;
-            pb.println(format!("step {it:>5}: train loss {tl:.4}, val loss {vl:.4}"));
+            metrics.eval(&EvalRow {
+                step: it,
+                train_loss: tl,
+                val_loss: vl,
+                lr,
+            })?;
+            pb.println(format!(
+                "step {it:>5}: train loss {tl:.4}, val loss {vl:.4}"
+            ));
             if it > start || it == tc.max_iters {
-                let st = State { step: it, data_rng: rng.state(), best_val_loss: best_val, config: cfg.to_toml() };
+                let st = State {
+                    step: it,
+                    data_rng: rng.state(),
+                    best_val_loss: best_val,
+                    config: cfg.to_toml(),
+                };
                 checkpoint::save(&out_dir, &vs, &mcfg, &meta_json, &opt, &st)?;
             }
         }
@@ -175,21 +220,35 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         }
         let t0 = Instant::now();
         // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones.
-        tch::manual_seed((cfg.run.seed as i64).wrapping_mul(1_000_003).wrapping_add(it as i64));
+        tch::manual_seed(
+            (cfg.run.seed as i64)
+                .wrapping_mul(1_000_003)
+                .wrapping_add(it as i64),
+        );
         let mut loss_sum = 0.0;
         for _ in 0..tc.grad_accum {
-            let (x, y) = ctx.train.get_batch(&mut rng, tc.batch_size, block, device)?;
+            let (x, y) = ctx
+                .train
+                .get_batch(&mut rng, tc.batch_size, block, device)?;
             let loss = model.loss(&x, &y, train_mode)? / tc.grad_accum as f64;
             loss.backward();
             loss_sum += loss.double_value(&[]);
         }
-        let norm = if tc.grad_clip > 0.0 { optim::clip_grad_norm(&params, tc.grad_clip) } else { optim::clip_grad_norm(&params, f64::INFINITY) };
+        let norm = if tc.grad_clip > 0.0 {
+            optim::clip_grad_norm(&params, tc.grad_clip)
+        } else {
+            optim::clip_grad_norm(&params, f64::INFINITY)
+        };
         if !loss_sum.is_finite() || !norm.is_finite() {
             pb.abandon();
+            let ck = checkpoint::dir(&out_dir);
+            let kept = if ck.exists() {
+                format!("the last good checkpoint is kept at {}", ck.display())
+            } else {
+                "no checkpoint had been written yet".to_string()
+            };
             bail!(
-                "step {it}: the loss is {loss_sum} and the gradient norm {norm} (not finite); stopped. \
-                 The last good checkpoint is {} — try a lower train.lr or train.grad_clip",
-                checkpoint::dir(&out_dir).display()
+                "step {it}: the loss is {loss_sum} and the gradient norm {norm} (not finite); the run stopped and {kept}. Try a lower train.lr or a train.grad_clip"
             );
         }
         opt.step(lr);
@@ -204,13 +263,25 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         if it % tc.log_interval == 0 || it == tc.max_iters {
             last_tps = tokens / dt;
             let mfu = flops_per_iter / dt / peak.flops(mcfg.dtype.kind());
-            metrics.step(&StepRow { step: it, lr, train_loss: loss_sum, grad_norm: norm, tokens_per_sec: last_tps, ms_per_step: dt * 1e3, mfu })?;
+            metrics.step(&StepRow {
+                step: it,
+                lr,
+                train_loss: loss_sum,
+                grad_norm: norm,
+                tokens_per_sec: last_tps,
+                ms_per_step: dt * 1e3,
+                mfu,
+            })?;
             pb.set_message(format!("loss {loss_sum:.4}, {last_tps:.0} tok/s"));
         }
         pb.set_position(it as u64);
     }
     pb.finish_and_clear();
-    let tokens_per_sec = if time_sum > 0.0 { tok_sum / time_sum } else { last_tps };
+    let tokens_per_sec = if time_sum > 0.0 {
+        tok_sum / time_sum
+    } else {
+        last_tps
+    };
     let sample = if tc.sample_tokens > 0 && it >= tc.max_iters {
         crate::sample::sample_text(&model, &meta, tc.sample_tokens, cfg.run.seed, device)?
     } else {

@@ -18,7 +18,11 @@ fn corpus() -> Option<String> {
     if p.exists() {
         return Some(p.display().to_string());
     }
-    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: {} missing", p.display());
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "CI: {} missing",
+        p.display()
+    );
     eprintln!("skipping: {} missing", p.display());
     None
 }
@@ -26,15 +30,26 @@ fn corpus() -> Option<String> {
 fn tiny(dir: &Path, extra: &[&str]) -> TrainConfig {
     std::env::set_var("LADDER_PEAK_FILE", dir.join("machine.json"));
     let mut sets: Vec<String> = [
-        "model.n_layer=2", "model.n_head=4", "model.n_kv_heads=4", "model.n_embd=64",
-        "model.intermediate_size=256", "model.block_size=64", "train.batch_size=16",
-        "train.eval_iters=4", "train.log_interval=1", "train.warmup_iters=5", "train.threads=2",
+        "model.n_layer=2",
+        "model.n_head=4",
+        "model.n_kv_heads=4",
+        "model.n_embd=64",
+        "model.intermediate_size=256",
+        "model.block_size=64",
+        "train.batch_size=16",
+        "train.eval_iters=4",
+        "train.log_interval=1",
+        "train.warmup_iters=5",
+        "train.threads=2",
         "train.sample_tokens=40",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    sets.push(format!("data.cache_dir=\"{}\"", dir.join("cache").display()));
+    sets.push(format!(
+        "data.cache_dir=\"{}\"",
+        dir.join("cache").display()
+    ));
     sets.push(format!("run.out_dir=\"{}\"", dir.join("run").display()));
     sets.extend(extra.iter().map(|s| s.to_string()));
     TrainConfig::parse(BASE, "shakespeare_char_cpu.toml", &sets).unwrap()
@@ -45,14 +60,39 @@ fn fifty_steps_lower_the_val_loss() {
     let _serial = serial();
     let Some(_) = corpus() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny(dir.path(), &["train.max_iters=50", "train.lr_decay_iters=50", "train.eval_interval=25"]);
-    let out = train(&cfg, &RunOptions { quiet: true, ..Default::default() }).unwrap();
+    let cfg = tiny(
+        dir.path(),
+        &[
+            "train.max_iters=50",
+            "train.lr_decay_iters=50",
+            "train.eval_interval=25",
+        ],
+    );
+    let out = train(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let first = out.evals.first().unwrap().val_loss;
     // ln(65) = 4.17 at init; 50 steps learn at least the character frequencies.
     assert!(first > 4.0, "{first}");
-    assert!(out.final_val_loss < 3.3, "val loss after 50 steps: {}", out.final_val_loss);
+    assert!(
+        out.final_val_loss < 3.3,
+        "val loss after 50 steps: {}",
+        out.final_val_loss
+    );
     assert_eq!(out.sample.chars().count(), 40);
-    for f in ["metrics.csv", "eval.csv", "log.jsonl", "summary.json", "ckpt/model.safetensors", "ckpt/state.json"] {
+    for f in [
+        "metrics.csv",
+        "eval.csv",
+        "log.jsonl",
+        "summary.json",
+        "ckpt/model.safetensors",
+        "ckpt/state.json",
+    ] {
         assert!(dir.path().join("run").join(f).exists(), "{f}");
     }
 }
@@ -63,21 +103,54 @@ fn resume_gives_the_identical_curve() {
     let Some(_) = corpus() else { return };
     let run = |stop: bool, sub: &str| {
         let dir = tempfile::tempdir().unwrap();
-        let extra = ["train.max_iters=16", "train.lr_decay_iters=16", "train.eval_interval=8", "model.dropout=0.1"];
+        let extra = [
+            "train.max_iters=16",
+            "train.lr_decay_iters=16",
+            "train.eval_interval=8",
+            "model.dropout=0.1",
+        ];
         let cfg = tiny(dir.path(), &extra);
         let _ = sub;
         if stop {
-            train(&cfg, &RunOptions { quiet: true, stop_at: Some(8), ..Default::default() }).unwrap();
-            train(&cfg, &RunOptions { quiet: true, resume: true, ..Default::default() }).unwrap();
+            train(
+                &cfg,
+                &RunOptions {
+                    quiet: true,
+                    stop_at: Some(8),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            train(
+                &cfg,
+                &RunOptions {
+                    quiet: true,
+                    resume: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         } else {
-            train(&cfg, &RunOptions { quiet: true, ..Default::default() }).unwrap();
+            train(
+                &cfg,
+                &RunOptions {
+                    quiet: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         }
         let read = |f: &str| -> Vec<Vec<String>> {
             let mut r = csv::Reader::from_path(dir.path().join("run").join(f)).unwrap();
-            r.records().map(|x| x.unwrap().iter().map(String::from).collect()).collect()
+            r.records()
+                .map(|x| x.unwrap().iter().map(String::from).collect())
+                .collect()
         };
         // Loss columns only (timings differ): metrics step, lr, loss, norm; eval all.
-        let m: Vec<Vec<String>> = read("metrics.csv").into_iter().map(|r| r[..4].to_vec()).collect();
+        let m: Vec<Vec<String>> = read("metrics.csv")
+            .into_iter()
+            .map(|r| r[..4].to_vec())
+            .collect();
         let weights = std::fs::read(dir.path().join("run/ckpt/model.safetensors")).unwrap();
         (m, read("eval.csv"), weights)
     };
@@ -100,11 +173,18 @@ fn bad_configs_name_the_key() {
     ];
     for (sets, want) in cases {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        let r = TrainConfig::parse(BASE, "base.toml", &sets).and_then(|c| c.model_config(65).map(|_| ()));
+        let r = TrainConfig::parse(BASE, "base.toml", &sets)
+            .and_then(|c| c.model_config(65).map(|_| ()));
         let e = format!("{:#}", r.unwrap_err());
         assert!(e.contains(want), "{sets:?}: {e}");
     }
-    let e = TrainConfig::parse(&BASE.replace("[train]", "[train]\nbogus = 1"), "x.toml", &[]).unwrap_err().to_string();
+    let e = TrainConfig::parse(
+        &BASE.replace("[train]", "[train]\nbogus = 1"),
+        "x.toml",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("x.toml") && e.contains("bogus"), "{e}");
 }
 
@@ -113,12 +193,93 @@ fn missing_or_short_corpus_is_a_clear_error() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.txt");
-    let cfg = tiny(dir.path(), &[&format!("data.corpus=\"{}\"", missing.display())]);
-    let e = format!("{:#}", train(&cfg, &RunOptions { quiet: true, ..Default::default() }).unwrap_err());
+    let cfg = tiny(
+        dir.path(),
+        &[&format!("data.corpus=\"{}\"", missing.display())],
+    );
+    let e = format!(
+        "{:#}",
+        train(
+            &cfg,
+            &RunOptions {
+                quiet: true,
+                ..Default::default()
+            }
+        )
+        .unwrap_err()
+    );
     assert!(e.contains("missing.txt") && e.contains("not found"), "{e}");
     let short = dir.path().join("short.txt");
-    std::fs::write(&short, "First Citizen: before we proceed any further, hear me speak.").unwrap();
-    let cfg = tiny(dir.path(), &[&format!("data.corpus=\"{}\"", short.display())]);
-    let e = format!("{:#}", train(&cfg, &RunOptions { quiet: true, ..Default::default() }).unwrap_err());
+    std::fs::write(
+        &short,
+        "First Citizen: before we proceed any further, hear me speak.",
+    )
+    .unwrap();
+    let cfg = tiny(
+        dir.path(),
+        &[&format!("data.corpus=\"{}\"", short.display())],
+    );
+    let e = format!(
+        "{:#}",
+        train(
+            &cfg,
+            &RunOptions {
+                quiet: true,
+                ..Default::default()
+            }
+        )
+        .unwrap_err()
+    );
     assert!(e.contains("fewer than one block"), "{e}");
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_keeps_the_checkpoint() {
+    let Some(_) = corpus() else { return };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // Sane for 4 steps (a checkpoint at step 4), then an absurd learning rate blows up.
+    let cfg = tiny(
+        dir.path(),
+        &[
+            "train.max_iters=12",
+            "train.lr_decay_iters=12",
+            "train.eval_interval=4",
+            "model.dtype=\"fp32\"",
+        ],
+    );
+    train(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            stop_at: Some(4),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let before = std::fs::read(dir.path().join("run/ckpt/model.safetensors")).unwrap();
+    let mut bad = cfg.clone();
+    bad.train.lr = 1e30;
+    bad.train.min_lr = 1e30;
+    bad.train.grad_clip = 0.0;
+    let e = format!(
+        "{:#}",
+        train(
+            &bad,
+            &RunOptions {
+                quiet: true,
+                resume: true,
+                ..Default::default()
+            }
+        )
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("not finite") && e.contains("last good checkpoint"),
+        "{e}"
+    );
+    assert!(
+        std::fs::read(dir.path().join("run/ckpt/model.safetensors")).unwrap() == before,
+        "checkpoint overwritten"
+    );
 }

@@ -7,28 +7,48 @@ use tch::{nn, Device, Kind, Tensor};
 
 fn bench(c: &mut Criterion) {
     let _g = tch::no_grad_guard();
-    let base = ModelConfig { n_layer: 4, block_size: 1024, ..ModelConfig::gpt2_speed_cpu() };
+    let base = ModelConfig {
+        n_layer: 4,
+        block_size: 1024,
+        ..ModelConfig::gpt2_speed_cpu()
+    };
     let mut group = c.benchmark_group("decode_step");
-    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500)).sample_size(10);
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500))
+        .sample_size(10);
     for (label, n_kv) in [("mha", base.n_head), ("gqa4", 4)] {
-        let cfg = ModelConfig { n_kv_heads: n_kv, ..base.clone() };
+        let cfg = ModelConfig {
+            n_kv_heads: n_kv,
+            ..base.clone()
+        };
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
         let m = Gpt::new(&vs.root(), &cfg).unwrap();
         for ctx in [64usize, 256, 512] {
-            let prompt = Tensor::randint(cfg.vocab_size as i64, [1, ctx as i64], (Kind::Int64, Device::Cpu));
+            let prompt = Tensor::randint(
+                cfg.vocab_size as i64,
+                [1, ctx as i64],
+                (Kind::Int64, Device::Cpu),
+            );
             let next = Tensor::from_slice(&[1i64]).view([1, 1]);
             let mut cache = KvCache::new(&cfg, 1, ctx + 1, Device::Cpu);
             let _ = m.forward_last(&prompt, 0, Some(&mut cache)).unwrap(); // prefill once
-            group.bench_with_input(BenchmarkId::new(format!("{label}_kv_cache"), ctx), &ctx, |b, &ctx| {
-                b.iter(|| {
-                    cache.truncate(ctx); // forget the previous iteration's token
-                    m.forward_last(&next, ctx, Some(&mut cache)).unwrap()
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{label}_kv_cache"), ctx),
+                &ctx,
+                |b, &ctx| {
+                    b.iter(|| {
+                        cache.truncate(ctx); // forget the previous iteration's token
+                        m.forward_last(&next, ctx, Some(&mut cache)).unwrap()
+                    })
+                },
+            );
             if label == "mha" {
                 let full = Tensor::cat(&[&prompt, &next], 1);
-                group.bench_with_input(BenchmarkId::new("mha_no_cache", ctx), &ctx, |b, _| b.iter(|| m.forward_last(&full, 0, None).unwrap()));
+                group.bench_with_input(BenchmarkId::new("mha_no_cache", ctx), &ctx, |b, _| {
+                    b.iter(|| m.forward_last(&full, 0, None).unwrap())
+                });
             }
         }
     }

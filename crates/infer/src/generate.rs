@@ -55,7 +55,13 @@ fn sync(device: Device) {
 
 /// Generate after `prompt` (B sequences of equal length). `on_step` sees each step's
 /// new ids (one per sequence) as they are produced, for streaming.
-pub fn generate(m: &Gpt, prompt: &[Vec<i64>], opts: &GenOptions, device: Device, mut on_step: impl FnMut(&[i64])) -> Result<Generation> {
+pub fn generate(
+    m: &Gpt,
+    prompt: &[Vec<i64>],
+    opts: &GenOptions,
+    device: Device,
+    mut on_step: impl FnMut(&[i64]),
+) -> Result<Generation> {
     let _g = tch::no_grad_guard();
     let b = prompt.len();
     let p = prompt.first().map_or(0, Vec::len);
@@ -77,8 +83,12 @@ pub fn generate(m: &Gpt, prompt: &[Vec<i64>], opts: &GenOptions, device: Device,
         tch::manual_seed(s);
     }
     let flat: Vec<i64> = prompt.concat();
-    let ids = Tensor::from_slice(&flat).view([b as i64, p as i64]).to(device); // (B, P)
-    let mut cache = opts.kv_cache.then(|| KvCache::new(&m.cfg, b, p + opts.max_new_tokens, device));
+    let ids = Tensor::from_slice(&flat)
+        .view([b as i64, p as i64])
+        .to(device); // (B, P)
+    let mut cache = opts
+        .kv_cache
+        .then(|| KvCache::new(&m.cfg, b, p + opts.max_new_tokens, device));
     let mut out: Vec<Vec<i64>> = vec![Vec::new(); b];
     let mut done = vec![false; b];
     let t0 = Instant::now();
@@ -126,5 +136,14 @@ pub fn generate(m: &Gpt, prompt: &[Vec<i64>], opts: &GenOptions, device: Device,
     } else {
         0
     };
-    Ok(Generation { ids: out, prompt_tokens: p, batch: b, ttft_s, prefill_s, decode_s, decode_steps: steps, kv_cache_bytes })
+    Ok(Generation {
+        ids: out,
+        prompt_tokens: p,
+        batch: b,
+        ttft_s,
+        prefill_s,
+        decode_s,
+        decode_steps: steps,
+        kv_cache_bytes,
+    })
 }

@@ -89,7 +89,11 @@ struct Args {
 fn parse_ids(s: &str) -> Result<Vec<i64>> {
     s.split(',')
         .filter(|t| !t.trim().is_empty())
-        .map(|t| t.trim().parse::<i64>().with_context(|| format!("--prompt-ids: '{t}' is not a token id (expected e.g. 1,2,3)")))
+        .map(|t| {
+            t.trim().parse::<i64>().with_context(|| {
+                format!("--prompt-ids: '{t}' is not a token id (expected e.g. 1,2,3)")
+            })
+        })
         .collect()
 }
 
@@ -106,20 +110,37 @@ fn device(s: &str) -> Result<tch::Device> {
 fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .map_or(0, |kb| kb * 1024)
 }
 
 fn checkpoint_hint() {
-    let Ok(rd) = std::fs::read_dir("runs") else { return };
-    if let Some(ck) = rd.flatten().map(|e| e.path().join("ckpt")).find(|p| p.join("config.json").exists()) {
-        eprintln!("hint: a trained checkpoint exists; try --checkpoint {}", ck.display());
+    let Ok(rd) = std::fs::read_dir("runs") else {
+        return;
+    };
+    if let Some(ck) = rd
+        .flatten()
+        .map(|e| e.path().join("ckpt"))
+        .find(|p| p.join("config.json").exists())
+    {
+        eprintln!(
+            "hint: a trained checkpoint exists; try --checkpoint {}",
+            ck.display()
+        );
     }
 }
 
 fn main() -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let args = Args::parse();
     let dev = device(&args.device)?;
     if args.threads > 0 {
@@ -139,9 +160,16 @@ fn main() -> Result<()> {
         let cfg = match (&args.model, &args.checkpoint) {
             (Some(d), _) | (None, Some(d)) => model::io::read_config(d)?.1,
             _ => {
-                let mut c = model::ModelConfig::preset(args.preset.as_deref().unwrap_or(source::DEFAULT_PRESET)).map_err(|e| anyhow::anyhow!("--preset: {e}"))?;
+                let mut c = model::ModelConfig::preset(
+                    args.preset.as_deref().unwrap_or(source::DEFAULT_PRESET),
+                )
+                .map_err(|e| anyhow::anyhow!("--preset: {e}"))?;
                 if let Some(g) = args.gqa {
-                    anyhow::ensure!(g > 0 && c.n_head.is_multiple_of(g), "--gqa {g}: must divide n_head = {}", c.n_head);
+                    anyhow::ensure!(
+                        g > 0 && c.n_head.is_multiple_of(g),
+                        "--gqa {g}: must divide n_head = {}",
+                        c.n_head
+                    );
                     c.n_kv_heads = g;
                 }
                 c
@@ -151,7 +179,10 @@ fn main() -> Result<()> {
         let (rows, text) = infer::plan::plan_table(&cfg, args.dtype.bytes(), args.memory_gb);
         match args.format {
             Format::Text => print!("{text}"),
-            Format::Json => println!("{}", serde_json::json!({"memory_gb": args.memory_gb, "dtype": format!("{:?}", args.dtype).to_lowercase(), "rows": rows})),
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({"memory_gb": args.memory_gb, "dtype": format!("{:?}", args.dtype).to_lowercase(), "rows": rows})
+            ),
         }
         return Ok(());
     }
@@ -163,16 +194,31 @@ fn main() -> Result<()> {
     }
     let src = source::load(&spec)?;
     if src.random_weights && args.format == Format::Text {
-        eprintln!("note: {} — the text is noise; this run measures speed only", src.label);
+        eprintln!(
+            "note: {} — the text is noise; this run measures speed only",
+            src.label
+        );
         if args.checkpoint.is_none() {
             checkpoint_hint();
         }
     }
     let prompt: Vec<i64> = match (&args.prompt, &args.prompt_ids, &src.tokenizer) {
-        (Some(_), _, None) => bail!("--prompt: this model has no tokenizer ({}); give token ids with --prompt-ids", src.label),
-        (Some(t), _, Some(tok)) => tok.encode(t).context("--prompt")?.into_iter().map(i64::from).collect(),
+        (Some(_), _, None) => bail!(
+            "--prompt: this model has no tokenizer ({}); give token ids with --prompt-ids",
+            src.label
+        ),
+        (Some(t), _, Some(tok)) => tok
+            .encode(t)
+            .context("--prompt")?
+            .into_iter()
+            .map(i64::from)
+            .collect(),
         (None, Some(ids), _) => parse_ids(ids)?,
-        (None, None, Some(tok)) if tok.name() == "gpt2" => tok.encode("Hello, I'm a language model,")?.into_iter().map(i64::from).collect(),
+        (None, None, Some(tok)) if tok.name() == "gpt2" => tok
+            .encode("Hello, I'm a language model,")?
+            .into_iter()
+            .map(i64::from)
+            .collect(),
         (None, None, Some(tok)) => tok.encode("\n")?.into_iter().map(i64::from).collect(),
         (None, None, None) => vec![src.bos.unwrap_or(0)],
     };
@@ -187,7 +233,11 @@ fn main() -> Result<()> {
     let opts = GenOptions {
         max_new_tokens: args.max_new_tokens,
         kv_cache: args.kv_cache,
-        sampler: Sampler { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p },
+        sampler: Sampler {
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+        },
         eos: src.eos,
         seed: Some(args.seed),
     };
@@ -200,7 +250,15 @@ fn main() -> Result<()> {
             let p: Vec<u32> = prompt.iter().map(|&i| i as u32).collect();
             write!(stdout, "{}", tok.decode(&p))?;
         } else {
-            write!(stdout, "{}", prompt.iter().map(i64::to_string).collect::<Vec<_>>().join(" "))?;
+            write!(
+                stdout,
+                "{}",
+                prompt
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )?;
         }
         stdout.flush()?;
     }
@@ -216,7 +274,10 @@ fn main() -> Result<()> {
         let _ = write!(stdout, "{s}");
         let _ = stdout.flush();
     })?;
-    let text: Option<String> = src.tokenizer.as_ref().map(|tok| tok.decode(&gen.ids[0].iter().map(|&i| i as u32).collect::<Vec<_>>()));
+    let text: Option<String> = src
+        .tokenizer
+        .as_ref()
+        .map(|tok| tok.decode(&gen.ids[0].iter().map(|&i| i as u32).collect::<Vec<_>>()));
     let dtype = format!("{:?}", cfg.dtype).to_lowercase();
     let attention = format!("{:?}", cfg.attention).to_lowercase();
     let threads = tch::get_num_threads();
@@ -235,8 +296,16 @@ fn main() -> Result<()> {
             gen.ids[0].len(), gen.batch, src.label, if args.kv_cache { "on" } else { "off" }, cfg.n_kv_heads, cfg.n_head, threads, dev
         );
         eprintln!("time to first token  {:>10.1} ms", gen.ttft_s * 1e3);
-        eprintln!("prefill              {:>10.1} tokens/s ({} prompt tokens)", gen.prefill_tokens_per_sec(), gen.prompt_tokens);
-        eprintln!("decode               {:>10.1} tokens/s ({} steps)", gen.decode_tokens_per_sec(), gen.decode_steps);
+        eprintln!(
+            "prefill              {:>10.1} tokens/s ({} prompt tokens)",
+            gen.prefill_tokens_per_sec(),
+            gen.prompt_tokens
+        );
+        eprintln!(
+            "decode               {:>10.1} tokens/s ({} steps)",
+            gen.decode_tokens_per_sec(),
+            gen.decode_steps
+        );
         if args.kv_cache {
             eprintln!(
                 "KV cache             {:>10.2} MB (2 · {} layers · {} KV heads · {} dims · {} bytes · {} tokens{})",
@@ -246,7 +315,10 @@ fn main() -> Result<()> {
         } else {
             eprintln!("KV cache                    off (every step recomputes the context)");
         }
-        eprintln!("peak memory          {:>10.1} MB (peak RSS)", peak_rss_bytes() as f64 / 1e6);
+        eprintln!(
+            "peak memory          {:>10.1} MB (peak RSS)",
+            peak_rss_bytes() as f64 / 1e6
+        );
     } else {
         let v = serde_json::json!({
             "ids": gen.ids, "text": text, "prompt_ids": prompt,

@@ -17,16 +17,36 @@ pub fn plan_row(cfg: &ModelConfig, bytes_per_elem: usize, memory_bytes: f64) -> 
     let weight_bytes = param_count(cfg).total * bytes_per_elem;
     let kv = kv_cache_bytes_per_token(cfg, bytes_per_elem);
     let left = (memory_bytes - weight_bytes as f64).max(0.0);
-    PlanRow { n_kv_heads: cfg.n_kv_heads, weight_bytes, kv_bytes_per_token: kv, tokens_that_fit: (left / kv as f64) as usize }
+    PlanRow {
+        n_kv_heads: cfg.n_kv_heads,
+        weight_bytes,
+        kv_bytes_per_token: kv,
+        tokens_that_fit: (left / kv as f64) as usize,
+    }
 }
 
 /// Rows for MHA, the chosen config, and MQA (deduplicated), as a text table.
-pub fn plan_table(cfg: &ModelConfig, bytes_per_elem: usize, memory_gb: f64) -> (Vec<PlanRow>, String) {
+pub fn plan_table(
+    cfg: &ModelConfig,
+    bytes_per_elem: usize,
+    memory_gb: f64,
+) -> (Vec<PlanRow>, String) {
     let mem = memory_gb * 1e9;
     let mut kvs = vec![cfg.n_head, cfg.n_kv_heads, 1];
     kvs.dedup();
-    let rows: Vec<PlanRow> =
-        kvs.iter().map(|&k| plan_row(&ModelConfig { n_kv_heads: k, ..cfg.clone() }, bytes_per_elem, mem)).collect();
+    let rows: Vec<PlanRow> = kvs
+        .iter()
+        .map(|&k| {
+            plan_row(
+                &ModelConfig {
+                    n_kv_heads: k,
+                    ..cfg.clone()
+                },
+                bytes_per_elem,
+                mem,
+            )
+        })
+        .collect();
     let mut s = format!(
         "memory plan: {} layers, {} query heads, head_dim {}, {} bytes/element, budget {memory_gb} GB\n",
         cfg.n_layer,
@@ -41,7 +61,11 @@ pub fn plan_table(cfg: &ModelConfig, bytes_per_elem: usize, memory_gb: f64) -> (
             1 => "MQA",
             _ => "GQA",
         };
-        let mark = if r.n_kv_heads == cfg.n_kv_heads { " <- chosen" } else { "" };
+        let mark = if r.n_kv_heads == cfg.n_kv_heads {
+            " <- chosen"
+        } else {
+            ""
+        };
         s.push_str(&format!(
             "  {:>4} ({tag})   {:>12.1}   {:>14}   {:>23}{mark}\n",
             r.n_kv_heads,

@@ -14,7 +14,11 @@ pub struct Sampler {
 
 impl Default for Sampler {
     fn default() -> Self {
-        Self { temperature: 0.0, top_k: 0, top_p: 1.0 }
+        Self {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+        }
     }
 }
 

@@ -53,7 +53,10 @@ fn special_ids(dir: &Path) -> (Option<i64>, Option<i64>) {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    (v.get("bos_token_id").and_then(|x| x.as_i64()), v.get("eos_token_id").and_then(|x| x.as_i64()))
+    (
+        v.get("bos_token_id").and_then(|x| x.as_i64()),
+        v.get("eos_token_id").and_then(|x| x.as_i64()),
+    )
 }
 
 /// Cast every floating variable to `kind` in place (weights for bf16 inference).
@@ -74,11 +77,14 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
         cfg.dropout = 0.0;
     };
     let mut src = if let Some(dir) = &spec.model {
-        let (layout, mut cfg) = model::io::read_config(dir).with_context(|| format!("--model {}", dir.display()))?;
+        let (layout, mut cfg) =
+            model::io::read_config(dir).with_context(|| format!("--model {}", dir.display()))?;
         check_gqa(spec.gqa, &cfg, &format!("--model {}", dir.display()))?;
         run_time(&mut cfg);
-        let loaded = model::io::load_as(dir, layout, &cfg, spec.device).with_context(|| format!("--model {}", dir.display()))?;
-        let gpt2 = layout == Layout::Hf(model::hf::HfArch::Gpt2) && cfg.vocab_size >= data::GPT2_VOCAB;
+        let loaded = model::io::load_as(dir, layout, &cfg, spec.device)
+            .with_context(|| format!("--model {}", dir.display()))?;
+        let gpt2 =
+            layout == Layout::Hf(model::hf::HfArch::Gpt2) && cfg.vocab_size >= data::GPT2_VOCAB;
         let (bos, eos) = special_ids(dir);
         Source {
             label: format!("model {}", dir.display()),
@@ -90,17 +96,27 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
             random_weights: false,
         }
     } else if let Some(dir) = &spec.checkpoint {
-        let (layout, mut cfg) = model::io::read_config(dir).with_context(|| format!("--checkpoint {}", dir.display()))?;
+        let (layout, mut cfg) = model::io::read_config(dir)
+            .with_context(|| format!("--checkpoint {}", dir.display()))?;
         check_gqa(spec.gqa, &cfg, &format!("--checkpoint {}", dir.display()))?;
         run_time(&mut cfg);
-        let loaded = model::io::load_as(dir, layout, &cfg, spec.device).with_context(|| format!("--checkpoint {}", dir.display()))?;
+        let loaded = model::io::load_as(dir, layout, &cfg, spec.device)
+            .with_context(|| format!("--checkpoint {}", dir.display()))?;
         let meta_path = dir.join("meta.json");
         let tokenizer = match data::Meta::read(&meta_path) {
             Ok(meta) => Some(meta.tokenizer()?),
             Err(_) => None,
         };
         let eos = tokenizer.as_ref().and_then(|t| t.eot()).map(i64::from);
-        Source { label: format!("checkpoint {}", dir.display()), vs: loaded.vs, model: loaded.model, tokenizer, bos: None, eos, random_weights: false }
+        Source {
+            label: format!("checkpoint {}", dir.display()),
+            vs: loaded.vs,
+            model: loaded.model,
+            tokenizer,
+            bos: None,
+            eos,
+            random_weights: false,
+        }
     } else {
         let name = spec.preset.as_deref().unwrap_or(DEFAULT_PRESET);
         let mut cfg = ModelConfig::preset(name).map_err(|e| anyhow::anyhow!("--preset: {e}"))?;

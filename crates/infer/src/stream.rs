@@ -18,7 +18,11 @@ impl Utf8Stream {
             Err(e) => {
                 let valid = e.valid_up_to();
                 // An invalid sequence (not just an unfinished one) is replaced, not held forever.
-                let keep = if e.error_len().is_some() { self.pending.len() } else { valid };
+                let keep = if e.error_len().is_some() {
+                    self.pending.len()
+                } else {
+                    valid
+                };
                 let out = String::from_utf8_lossy(&self.pending[..keep]).into_owned();
                 self.pending.drain(..keep);
                 out

@@ -67,3 +67,14 @@ pub fn kv_cache_bytes_per_token(cfg: &ModelConfig, bytes_per_elem: usize) -> usi
 pub fn weight_bytes(cfg: &ModelConfig, bytes_per_elem: usize) -> usize {
     param_count(cfg).total * bytes_per_elem
 }
+
+/// Forward FLOPs of a prefill of `batch` prompts of `prompt` tokens that computes logits for
+/// the last position only (what generation needs): the blocks for every token, the LM head
+/// once per sequence.
+pub fn prefill_flops(cfg: &ModelConfig, batch: usize, prompt: usize) -> f64 {
+    let head = (cfg.vocab_size * cfg.n_embd) as f64;
+    let blocks = param_count(cfg).matmul as f64 - head;
+    let (l, h, q) = (cfg.n_layer as f64, cfg.n_head as f64, cfg.head_dim() as f64);
+    let p = prompt as f64;
+    batch as f64 * (p * (2.0 * blocks + 4.0 * l * h * q * p) + 2.0 * head)
+}

@@ -17,7 +17,11 @@ pub struct AdamWConfig {
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
     }
 }
 
@@ -44,10 +48,23 @@ pub struct AdamW {
 
 /// nanoGPT's grouping: every trainable tensor with dim ≥ 2 decays, the rest do not. By name.
 pub fn groups_by_dim(vs: &nn::VarStore, weight_decay: f64) -> Vec<ParamGroup> {
-    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    let mut vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let (decay, no_decay): (Vec<_>, Vec<_>) = vars.into_iter().partition(|(_, t)| t.dim() >= 2);
-    vec![ParamGroup { params: decay, weight_decay }, ParamGroup { params: no_decay, weight_decay: 0.0 }]
+    vec![
+        ParamGroup {
+            params: decay,
+            weight_decay,
+        },
+        ParamGroup {
+            params: no_decay,
+            weight_decay: 0.0,
+        },
+    ]
 }
 
 impl AdamW {
@@ -57,10 +74,20 @@ impl AdamW {
             for (name, param) in g.params {
                 let exp_avg = param.zeros_like();
                 let exp_avg_sq = param.zeros_like();
-                slots.push(Slot { name, param, exp_avg, exp_avg_sq, weight_decay: g.weight_decay });
+                slots.push(Slot {
+                    name,
+                    param,
+                    exp_avg,
+                    exp_avg_sq,
+                    weight_decay: g.weight_decay,
+                });
             }
         }
-        Self { slots, cfg, steps: 0 }
+        Self {
+            slots,
+            cfg,
+            steps: 0,
+        }
     }
 
     /// Optimizer steps taken so far.
@@ -86,7 +113,10 @@ impl AdamW {
                     let _ = s.param.g_mul_scalar_(1.0 - lr * s.weight_decay);
                 }
                 let _ = s.exp_avg.lerp_(&g, 1.0 - beta1);
-                let _ = s.exp_avg_sq.g_mul_scalar_(beta2).addcmul_(&g, &(g.g_mul_scalar(1.0 - beta2)));
+                let _ = s
+                    .exp_avg_sq
+                    .g_mul_scalar_(beta2)
+                    .addcmul_(&g, &(g.g_mul_scalar(1.0 - beta2)));
                 let denom = (s.exp_avg_sq.sqrt() / bias_c2_sqrt) + eps;
                 let _ = s.param.addcdiv_(&(&s.exp_avg * -step_size), &denom);
             }
@@ -107,8 +137,14 @@ impl AdamW {
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("step".to_string(), Tensor::from_slice(&[self.steps as i64]))];
         for s in &self.slots {
-            out.push((format!("exp_avg.{}", s.name), s.exp_avg.detach().contiguous()));
-            out.push((format!("exp_avg_sq.{}", s.name), s.exp_avg_sq.detach().contiguous()));
+            out.push((
+                format!("exp_avg.{}", s.name),
+                s.exp_avg.detach().contiguous(),
+            ));
+            out.push((
+                format!("exp_avg_sq.{}", s.name),
+                s.exp_avg_sq.detach().contiguous(),
+            ));
         }
         out
     }
@@ -120,11 +156,19 @@ impl AdamW {
         self.steps = step.int64_value(&[0]) as u64;
         tch::no_grad(|| -> Result<()> {
             for s in &mut self.slots {
-                for (prefix, buf) in [("exp_avg", &mut s.exp_avg), ("exp_avg_sq", &mut s.exp_avg_sq)] {
+                for (prefix, buf) in [
+                    ("exp_avg", &mut s.exp_avg),
+                    ("exp_avg_sq", &mut s.exp_avg_sq),
+                ] {
                     let key = format!("{prefix}.{}", s.name);
-                    let t = find(&key).with_context(|| format!("optimizer state: missing key '{key}'"))?;
+                    let t = find(&key)
+                        .with_context(|| format!("optimizer state: missing key '{key}'"))?;
                     if t.size() != buf.size() {
-                        bail!("optimizer state: '{key}' has shape {:?}, expected {:?}", t.size(), buf.size());
+                        bail!(
+                            "optimizer state: '{key}' has shape {:?}, expected {:?}",
+                            t.size(),
+                            buf.size()
+                        );
                     }
                     buf.copy_(&t.to_kind(Kind::Float));
                 }

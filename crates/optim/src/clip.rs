@@ -5,11 +5,18 @@ use tch::{Kind, Tensor};
 /// Clip in place; returns the total norm before clipping (for logging). A non-finite norm
 /// is returned without touching the gradients, so the caller can stop the run.
 pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> f64 {
-    let grads: Vec<Tensor> = params.iter().map(Tensor::grad).filter(Tensor::defined).collect();
+    let grads: Vec<Tensor> = params
+        .iter()
+        .map(Tensor::grad)
+        .filter(Tensor::defined)
+        .collect();
     if grads.is_empty() {
         return 0.0;
     }
-    let norms: Vec<Tensor> = grads.iter().map(|g| g.to_kind(Kind::Float).norm().unsqueeze(0)).collect();
+    let norms: Vec<Tensor> = grads
+        .iter()
+        .map(|g| g.to_kind(Kind::Float).norm().unsqueeze(0))
+        .collect();
     let total = Tensor::cat(&norms, 0).norm().double_value(&[]);
     if !total.is_finite() {
         return total;

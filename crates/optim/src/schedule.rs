@@ -19,7 +19,8 @@ impl CosineSchedule {
         if it > self.lr_decay_iters || self.lr_decay_iters == self.warmup_iters {
             return self.min_lr;
         }
-        let ratio = (it - self.warmup_iters) as f64 / (self.lr_decay_iters - self.warmup_iters) as f64;
+        let ratio =
+            (it - self.warmup_iters) as f64 / (self.lr_decay_iters - self.warmup_iters) as f64;
         let coeff = 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos());
         self.min_lr + coeff * (self.lr - self.min_lr)
     }

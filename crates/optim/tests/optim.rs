@@ -3,7 +3,9 @@ use optim::{clip_grad_norm, groups_by_dim, AdamW, AdamWConfig, CosineSchedule, P
 use tch::{nn, Device, Kind, Tensor};
 
 fn param(values: &[f64]) -> Tensor {
-    Tensor::from_slice(values).to_kind(Kind::Float).set_requires_grad(true)
+    Tensor::from_slice(values)
+        .to_kind(Kind::Float)
+        .set_requires_grad(true)
 }
 
 fn set_grad(p: &Tensor, g: &[f64]) {
@@ -13,7 +15,15 @@ fn set_grad(p: &Tensor, g: &[f64]) {
 }
 
 /// AdamW in f64 by hand: decoupled decay, bias-corrected moments.
-fn reference(p0: &[f64], grads: &[&[f64]], lr: f64, wd: f64, b1: f64, b2: f64, eps: f64) -> Vec<f64> {
+fn reference(
+    p0: &[f64],
+    grads: &[&[f64]],
+    lr: f64,
+    wd: f64,
+    b1: f64,
+    b2: f64,
+    eps: f64,
+) -> Vec<f64> {
     let mut p = p0.to_vec();
     let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
     for (t, g) in grads.iter().enumerate() {
@@ -36,8 +46,18 @@ fn two_adamw_steps_match_the_hand_computation() {
         let p0 = [0.5, -1.0, 2.0];
         let grads: [&[f64]; 2] = [&[0.1, -0.2, 0.3], &[-0.05, 0.4, 0.0]];
         let p = param(&p0);
-        let cfg = AdamWConfig { beta1: 0.9, beta2: 0.99, eps: 1e-8 };
-        let mut opt = AdamW::new(vec![ParamGroup { params: vec![("w".into(), p.shallow_clone())], weight_decay: wd }], cfg);
+        let cfg = AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+        };
+        let mut opt = AdamW::new(
+            vec![ParamGroup {
+                params: vec![("w".into(), p.shallow_clone())],
+                weight_decay: wd,
+            }],
+            cfg,
+        );
         for g in grads {
             set_grad(&p, g);
             opt.step(1e-2);
@@ -57,7 +77,13 @@ fn two_adamw_steps_match_the_hand_computation() {
 #[test]
 fn parameters_without_gradients_are_skipped() {
     let p = param(&[1.0, 2.0]);
-    let mut opt = AdamW::new(vec![ParamGroup { params: vec![("w".into(), p.shallow_clone())], weight_decay: 0.1 }], AdamWConfig::default());
+    let mut opt = AdamW::new(
+        vec![ParamGroup {
+            params: vec![("w".into(), p.shallow_clone())],
+            weight_decay: 0.1,
+        }],
+        AdamWConfig::default(),
+    );
     opt.step(0.1);
     let got: Vec<f64> = Vec::try_from(p.detach().to_kind(Kind::Double)).unwrap();
     assert_eq!(got, vec![1.0, 2.0]);
@@ -80,7 +106,12 @@ fn groups_put_vectors_in_no_decay() {
 
 #[test]
 fn schedule_warmup_cosine_and_floor() {
-    let s = CosineSchedule { lr: 1e-3, min_lr: 1e-4, warmup_iters: 100, lr_decay_iters: 1500 };
+    let s = CosineSchedule {
+        lr: 1e-3,
+        min_lr: 1e-4,
+        warmup_iters: 100,
+        lr_decay_iters: 1500,
+    };
     assert!((s.lr(0) - 1e-3 / 101.0).abs() < 1e-15); // warmup start
     assert!((s.lr(99) - 1e-3 * 100.0 / 101.0).abs() < 1e-15); // warmup end
     assert!((s.lr(100) - 1e-3).abs() < 1e-15); // peak
@@ -99,7 +130,10 @@ fn clipping_scales_to_max_norm_and_returns_the_norm() {
     let norm = clip_grad_norm(&[p.shallow_clone()], 1.0);
     assert!((norm - 5.0).abs() < 1e-6);
     let g: Vec<f64> = Vec::try_from(p.grad().to_kind(Kind::Double)).unwrap();
-    assert!((g[0] - 0.6).abs() < 1e-5 && (g[1] - 0.8).abs() < 1e-5, "{g:?}");
+    assert!(
+        (g[0] - 0.6).abs() < 1e-5 && (g[1] - 0.8).abs() < 1e-5,
+        "{g:?}"
+    );
     // Small gradients are left alone.
     let q = param(&[0.0]);
     set_grad(&q, &[0.5]);
@@ -111,7 +145,15 @@ fn clipping_scales_to_max_norm_and_returns_the_norm() {
 fn state_round_trip_continues_bit_identically() {
     let run = |split: bool| {
         let p = param(&[0.3, -0.7, 1.1, 0.0]);
-        let mk = |p: &Tensor| AdamW::new(vec![ParamGroup { params: vec![("w".into(), p.shallow_clone())], weight_decay: 0.1 }], AdamWConfig::default());
+        let mk = |p: &Tensor| {
+            AdamW::new(
+                vec![ParamGroup {
+                    params: vec![("w".into(), p.shallow_clone())],
+                    weight_decay: 0.1,
+                }],
+                AdamWConfig::default(),
+            )
+        };
         let mut opt = mk(&p);
         for i in 0..6 {
             if split && i == 3 {
@@ -132,7 +174,16 @@ fn state_round_trip_continues_bit_identically() {
 #[test]
 fn loading_state_with_a_missing_key_names_it() {
     let p = param(&[1.0]);
-    let mut opt = AdamW::new(vec![ParamGroup { params: vec![("w".into(), p)], weight_decay: 0.0 }], AdamWConfig::default());
-    let e = opt.load_state_tensors(&[("step".into(), Tensor::from_slice(&[1i64]))]).unwrap_err().to_string();
+    let mut opt = AdamW::new(
+        vec![ParamGroup {
+            params: vec![("w".into(), p)],
+            weight_decay: 0.0,
+        }],
+        AdamWConfig::default(),
+    );
+    let e = opt
+        .load_state_tensors(&[("step".into(), Tensor::from_slice(&[1i64]))])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("exp_avg.w"), "{e}");
 }

@@ -4,7 +4,9 @@ use clap::Parser;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(about = "Tokenise a text corpus into train.bin / val.bin (90/10 split) + meta.json, once.")]
+#[command(
+    about = "Tokenise a text corpus into train.bin / val.bin (90/10 split) + meta.json, once."
+)]
 struct Args {
     /// The corpus (default: $LADDER_DATA, else ../shared/data/tinyshakespeare.txt).
     #[arg(long)]
@@ -20,8 +22,12 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     let corpus = data::resolve_corpus(args.data.as_deref())?;
-    let stem = corpus.file_stem().map_or("corpus".into(), |s| s.to_string_lossy().to_string());
-    let out = args.out.unwrap_or_else(|| PathBuf::from("data-cache").join(format!("{stem}_{}", args.tokenizer)));
+    let stem = corpus
+        .file_stem()
+        .map_or("corpus".into(), |s| s.to_string_lossy().to_string());
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("data-cache").join(format!("{stem}_{}", args.tokenizer)));
     let meta = data::prepare(&corpus, &out, args.tokenizer)?;
     println!(
         "{}: {} tokenizer, vocab {}, {} train + {} val tokens ({}) in {}",

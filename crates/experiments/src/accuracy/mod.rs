@@ -21,7 +21,13 @@ pub enum Rung {
 }
 
 impl Rung {
-    pub const ALL: [Rung; 5] = [Rung::Original, Rung::Rope, Rung::RmsNorm, Rung::SwiGlu, Rung::Gqa];
+    pub const ALL: [Rung; 5] = [
+        Rung::Original,
+        Rung::Rope,
+        Rung::RmsNorm,
+        Rung::SwiGlu,
+        Rung::Gqa,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -76,7 +82,9 @@ impl Rung {
 }
 
 #[derive(Debug, Clone, Parser)]
-#[command(about = "Train one rung of the accuracy ladder from scratch (N seeds) and record its losses.")]
+#[command(
+    about = "Train one rung of the accuracy ladder from scratch (N seeds) and record its losses."
+)]
 pub struct AccuracyArgs {
     /// The base training config.
     #[arg(long, default_value = "experiments/shakespeare_char_cpu.toml")]
@@ -156,14 +164,39 @@ pub fn main(rung: Rung) -> Result<()> {
         let mut cfg = TrainConfig::load(&args.config, &sets)?;
         cfg.run.seed += k as u64;
         cfg.run.name = format!("{}_seed{}", rung.name(), cfg.run.seed);
-        cfg.run.out_dir = args.runs_dir.join(rung.name()).join(format!("seed{}", cfg.run.seed));
-        let out = train(&cfg, &RunOptions { quiet: args.quiet, ..Default::default() })?;
-        eprintln!("  {} seed {}: val loss {:.4} ({:.0} s)", rung.name(), cfg.run.seed, out.final_val_loss, out.wall_s);
-        let curve = args.out.join("runs").join(format!("{}_seed{}.csv", rung.name(), cfg.run.seed));
+        cfg.run.out_dir = args
+            .runs_dir
+            .join(rung.name())
+            .join(format!("seed{}", cfg.run.seed));
+        let out = train(
+            &cfg,
+            &RunOptions {
+                quiet: args.quiet,
+                ..Default::default()
+            },
+        )?;
+        eprintln!(
+            "  {} seed {}: val loss {:.4} ({:.0} s)",
+            rung.name(),
+            cfg.run.seed,
+            out.final_val_loss,
+            out.wall_s
+        );
+        let curve = args
+            .out
+            .join("runs")
+            .join(format!("{}_seed{}.csv", rung.name(), cfg.run.seed));
         std::fs::create_dir_all(curve.parent().unwrap_or(&args.out))?;
-        let mut w = csv::Writer::from_path(&curve).with_context(|| format!("writing {}", curve.display()))?;
+        let mut w = csv::Writer::from_path(&curve)
+            .with_context(|| format!("writing {}", curve.display()))?;
         for e in &out.evals {
-            w.serialize(CurveRow { step: e.step, train_loss: e.train_loss, val_loss: e.val_loss, lr: e.lr, tokens_per_sec: out.tokens_per_sec })?;
+            w.serialize(CurveRow {
+                step: e.step,
+                train_loss: e.train_loss,
+                val_loss: e.val_loss,
+                lr: e.lr,
+                tokens_per_sec: out.tokens_per_sec,
+            })?;
         }
         w.flush()?;
         rec.params = out.params;
@@ -178,7 +211,12 @@ pub fn main(rung: Rung) -> Result<()> {
     }
     let path = args.out.join("rungs").join(format!("{}.json", rung.name()));
     std::fs::create_dir_all(path.parent().unwrap_or(&args.out))?;
-    model::io::write_atomic(&path, |tmp| Ok(std::fs::write(tmp, serde_json::to_string_pretty(&rec)? + "\n")?))?;
+    model::io::write_atomic(&path, |tmp| {
+        Ok(std::fs::write(
+            tmp,
+            serde_json::to_string_pretty(&rec)? + "\n",
+        )?)
+    })?;
     eprintln!("  record written to {}", path.display());
     Ok(())
 }

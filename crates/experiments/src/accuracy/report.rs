@@ -41,8 +41,16 @@ pub fn summary_row(r: &RungRecord) -> SummaryRow {
         seeds: r.seeds.len(),
         val_loss_mean: mean,
         val_loss_std: std,
-        val_loss_min: r.final_val_loss.iter().copied().fold(f64::INFINITY, f64::min),
-        val_loss_max: r.final_val_loss.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        val_loss_min: r
+            .final_val_loss
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min),
+        val_loss_max: r
+            .final_val_loss
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max),
         wall_s: r.wall_s,
         tokens_per_sec: r.tokens_per_sec,
     }
@@ -55,7 +63,8 @@ pub fn beyond_noise(a: &SummaryRow, b: &SummaryRow) -> Option<bool> {
     if a.seeds < 2 || b.seeds < 2 {
         return None;
     }
-    let se = (a.val_loss_std.powi(2) / a.seeds as f64 + b.val_loss_std.powi(2) / b.seeds as f64).sqrt();
+    let se =
+        (a.val_loss_std.powi(2) / a.seeds as f64 + b.val_loss_std.powi(2) / b.seeds as f64).sqrt();
     Some((a.val_loss_mean - b.val_loss_mean).abs() > 2.0 * se)
 }
 
@@ -81,10 +90,17 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
         let p = out.join("rungs").join(format!("{}.json", rung.name()));
         if p.exists() {
             let text = std::fs::read_to_string(&p)?;
-            recs.push(serde_json::from_str::<RungRecord>(&text).with_context(|| format!("reading {}", p.display()))?);
+            recs.push(
+                serde_json::from_str::<RungRecord>(&text)
+                    .with_context(|| format!("reading {}", p.display()))?,
+            );
         }
     }
-    anyhow::ensure!(!recs.is_empty(), "no rung records under {} (run the accuracy_* binaries first)", out.join("rungs").display());
+    anyhow::ensure!(
+        !recs.is_empty(),
+        "no rung records under {} (run the accuracy_* binaries first)",
+        out.join("rungs").display()
+    );
     let rows: Vec<SummaryRow> = recs.iter().map(summary_row).collect();
     let path = out.join("summary.csv");
     model::io::write_atomic(&path, |tmp| {
@@ -102,20 +118,40 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
         let mut by_step: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         for s in &r.seeds {
             let p = out.join("runs").join(format!("{}_seed{s}.csv", r.rung));
-            let mut rd = csv::Reader::from_path(&p).with_context(|| format!("reading {}", p.display()))?;
+            let mut rd =
+                csv::Reader::from_path(&p).with_context(|| format!("reading {}", p.display()))?;
             for row in rd.deserialize::<BTreeMap<String, f64>>() {
                 let row = row?;
-                by_step.entry(row["step"] as usize).or_default().push(row["val_loss"]);
+                by_step
+                    .entry(row["step"] as usize)
+                    .or_default()
+                    .push(row["val_loss"]);
             }
         }
-        let points = by_step.into_iter().map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64)).collect();
-        curves.push(chart::Curve { label: format!("{} ({} seeds)", r.rung, r.seeds.len()), points });
+        let points = by_step
+            .into_iter()
+            .map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64))
+            .collect();
+        curves.push(chart::Curve {
+            label: format!("{} ({} seeds)", r.rung, r.seeds.len()),
+            points,
+        });
     }
-    chart::lines(&out.join("val_loss.svg"), "Accuracy ladder: validation loss", "step", "val loss (nats/token)", &curves)?;
+    chart::lines(
+        &out.join("val_loss.svg"),
+        "Accuracy ladder: validation loss",
+        "step",
+        "val loss (nats/token)",
+        &curves,
+    )?;
 
     let r0 = &recs[0];
     let mut s = String::from("# Accuracy ladder results\n\nProduced by the code, not typed in: ");
-    let _ = writeln!(s, "`{command}` (git {}, {}), on {}.\n", r0.git_rev, r0.timestamp, r0.machine);
+    let _ = writeln!(
+        s,
+        "`{command}` (git {}, {}), on {}.\n",
+        r0.git_rev, r0.timestamp, r0.machine
+    );
     s.push_str("Final validation loss (nats/token; lower is better), mean ± std over seeds. \"Beyond noise\" means the Δ exceeds twice the standard error of the difference of the means.\n\n");
     s.push_str("| rung | what changes | params | seeds | val loss | Δ vs previous | beyond noise | Δ vs original | beyond noise | tokens/sec | wall (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (i, (row, rec)) in rows.iter().zip(&recs).enumerate() {
@@ -124,20 +160,62 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {:.4} ± {:.4} | {} | {} | {:.0} | {:.0} |",
-            row.rung, rec.describe, row.params, row.seeds, row.val_loss_mean, row.val_loss_std,
-            delta(row, prev), delta(row, orig), row.tokens_per_sec, row.wall_s
+            row.rung,
+            rec.describe,
+            row.params,
+            row.seeds,
+            row.val_loss_mean,
+            row.val_loss_std,
+            delta(row, prev),
+            delta(row, orig),
+            row.tokens_per_sec,
+            row.wall_s
         );
     }
     let total: f64 = rows.iter().map(|r| r.wall_s).sum();
     let _ = writeln!(s, "\nTotal training time: {:.1} minutes.\n\n![validation loss curves](val_loss.svg)\n\n## Samples\n", total / 60.0);
     for r in &recs {
-        let _ = writeln!(s, "**{}** (seed {}):\n\n```text\n{}\n```\n", r.rung, r.seeds.first().copied().unwrap_or(0), r.sample.trim_end());
+        let _ = writeln!(
+            s,
+            "**{}** (seed {}):\n\n```text\n{}\n```\n",
+            r.rung,
+            r.seeds.first().copied().unwrap_or(0),
+            r.sample.trim_end()
+        );
     }
-    s.push_str("What each rung changes and what it means: [docs/accuracy.md](../../docs/accuracy.md).\n");
+    s.push_str(
+        "What each rung changes and what it means: [docs/accuracy.md](../../docs/accuracy.md).\n",
+    );
     model::io::write_atomic(&out.join("README.md"), |tmp| Ok(std::fs::write(tmp, &s)?))?;
     let doc = Path::new("docs/accuracy.md");
     if doc.exists() {
-        crate::docs::replace_generated(doc, "accuracy_report", &doc_section(&rows, &recs, command))?;
+        crate::docs::replace_generated(
+            doc,
+            "accuracy_report",
+            &doc_section(&rows, &recs, command),
+        )?;
+    }
+    let readme = Path::new("README.md");
+    if readme.exists() {
+        let mut t = format!(
+            "**Accuracy** (`{command}`, git {}, {}; final val loss on Tiny Shakespeare, mean ± std over seeds; details in [results/accuracy](results/accuracy/README.md)):\n\n| rung | params | seeds | val loss | wall time |\n|---|---|---|---|---|\n",
+            recs[0].git_rev, recs[0].timestamp
+        );
+        for r in &rows {
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {:.4} ± {:.4} | {:.1} min |",
+                r.rung,
+                r.params,
+                r.seeds,
+                r.val_loss_mean,
+                r.val_loss_std,
+                r.wall_s / 60.0
+            );
+        }
+        let per_seed: f64 = rows.iter().map(|r| r.wall_s / r.seeds as f64).sum();
+        let _ = writeln!(t, "\nOne seed of the whole ladder ({} rungs) took {:.1} minutes of training on this machine.\n\n![val loss curves](results/accuracy/val_loss.svg)", rows.len(), per_seed / 60.0);
+        crate::docs::replace_generated(readme, "accuracy_summary", &t)?;
     }
     Ok(s)
 }
@@ -148,7 +226,11 @@ fn doc_section(rows: &[SummaryRow], recs: &[RungRecord], command: &str) -> Strin
     let _ = writeln!(s, "From `{command}` (git {}, {}); full table, curves and samples in [results/accuracy](../results/accuracy/README.md).\n", recs[0].git_rev, recs[0].timestamp);
     for (i, r) in rows.iter().enumerate() {
         if i == 0 {
-            let _ = writeln!(s, "- `{}`: val loss {:.4} ± {:.4} ({} seeds, {} parameters).", r.rung, r.val_loss_mean, r.val_loss_std, r.seeds, r.params);
+            let _ = writeln!(
+                s,
+                "- `{}`: val loss {:.4} ± {:.4} ({} seeds, {} parameters).",
+                r.rung, r.val_loss_mean, r.val_loss_std, r.seeds, r.params
+            );
             continue;
         }
         let p = &rows[i - 1];

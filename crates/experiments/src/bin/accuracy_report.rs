@@ -4,7 +4,9 @@ use clap::Parser;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(about = "Merge the accuracy-ladder records into summary.csv, val_loss.svg and README.md.")]
+#[command(
+    about = "Merge the accuracy-ladder records into summary.csv, val_loss.svg and README.md."
+)]
 struct Args {
     /// The folder the accuracy_* binaries wrote to.
     #[arg(long, default_value = "results/accuracy")]

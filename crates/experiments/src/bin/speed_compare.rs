@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(about = "Compare the Rust speed rows with bench/speed.py's rows; write a Markdown table.")]
+#[command(
+    about = "Compare the Rust speed rows with bench/speed.py's rows; write a Markdown table."
+)]
 struct Args {
     /// Folder with the Rust rows (rungs/*.csv) and PyTorch's pytorch.csv.
     #[arg(long, default_value = "results/speed/vs_pytorch")]
@@ -24,7 +26,8 @@ fn main() -> Result<()> {
     experiments::sys::init_logging();
     let args = Args::parse();
     let pt_path = args.dir.join("pytorch.csv");
-    let mut rd = csv::Reader::from_path(&pt_path).with_context(|| format!("reading {}", pt_path.display()))?;
+    let mut rd = csv::Reader::from_path(&pt_path)
+        .with_context(|| format!("reading {}", pt_path.display()))?;
     let pt: Vec<HashMap<String, String>> = rd.deserialize().collect::<Result<_, _>>()?;
     let mut s = String::new();
     let _ = writeln!(
@@ -36,16 +39,27 @@ fn main() -> Result<()> {
     s.push_str("| rung | dtype | attention | Rust/tch tokens/sec | PyTorch eager tokens/sec | Rust / PyTorch |\n|---|---|---|---|---|---|\n");
     for rung in ["1_original", "2_bf16", "3_flash"] {
         let p = args.dir.join("rungs").join(format!("{rung}.csv"));
-        let Ok(rows) = report::read_rows(&p) else { continue };
-        let Some(r) = rows.iter().find(|r| r.phase == "train") else { continue };
-        let Some(py) = pt.iter().find(|x| x["dtype"] == r.dtype && x["attention"] == r.attention && x["phase"] == "train") else {
+        let Ok(rows) = report::read_rows(&p) else {
+            continue;
+        };
+        let Some(r) = rows.iter().find(|r| r.phase == "train") else {
+            continue;
+        };
+        let Some(py) = pt.iter().find(|x| {
+            x["dtype"] == r.dtype && x["attention"] == r.attention && x["phase"] == "train"
+        }) else {
             continue;
         };
         let py_rate: f64 = py["tokens_per_sec"].parse()?;
         let _ = writeln!(
             s,
             "| {rung} | {} | {} | {:.0} | {:.0} (torch {}) | {:.2}× |",
-            r.dtype, r.attention, r.tokens_per_sec, py_rate, py["torch_version"], r.tokens_per_sec / py_rate
+            r.dtype,
+            r.attention,
+            r.tokens_per_sec,
+            py_rate,
+            py["torch_version"],
+            r.tokens_per_sec / py_rate
         );
     }
     model::io::write_atomic(&args.out, |tmp| Ok(std::fs::write(tmp, &s)?))?;

@@ -24,8 +24,23 @@ fn main() -> Result<()> {
     println!("{readme}");
     let doc = std::path::Path::new("docs/speed.md");
     if doc.exists() {
-        experiments::docs::replace_generated(doc, "speed_report", &report::doc_section(&rows, &args.command))?;
+        experiments::docs::replace_generated(
+            doc,
+            "speed_report",
+            &report::doc_section(&rows, &args.command),
+        )?;
     }
-    eprintln!("wrote {}/{{summary.csv,chart.svg,README.md}}", args.out.display());
+    let readme = std::path::Path::new("README.md");
+    if readme.exists() {
+        experiments::docs::replace_generated(
+            readme,
+            "speed_summary",
+            &report::readme_summary(&rows, &args.command),
+        )?;
+    }
+    eprintln!(
+        "wrote {}/{{summary.csv,chart.svg,README.md}}",
+        args.out.display()
+    );
     Ok(())
 }

@@ -32,10 +32,22 @@ fn main() -> Result<()> {
     experiments::sys::init_logging();
     let args = Args::parse();
     let cfg = TrainConfig::load(&args.config, &args.sets)?;
-    let out = train(&cfg, &RunOptions { resume: args.resume, stop_at: args.stop_at, quiet: args.quiet })?;
+    let out = train(
+        &cfg,
+        &RunOptions {
+            resume: args.resume,
+            stop_at: args.stop_at,
+            quiet: args.quiet,
+        },
+    )?;
     println!(
         "{}: step {}, train loss {:.4}, val loss {:.4}, {:.0} tokens/sec, {:.0} s",
-        cfg.run.name, out.final_step, out.final_train_loss, out.final_val_loss, out.tokens_per_sec, out.wall_s
+        cfg.run.name,
+        out.final_step,
+        out.final_train_loss,
+        out.final_val_loss,
+        out.tokens_per_sec,
+        out.wall_s
     );
     if !out.sample.is_empty() {
         println!("--- sample ---\n{}\n--------------", out.sample);

@@ -4,7 +4,9 @@ use super::{Rung, SpeedArgs};
 use crate::peak::Peak;
 use crate::sys;
 use anyhow::Result;
-use model::accounting::{forward_flops_per_token, kv_cache_bytes_per_token, train_flops_per_token};
+use model::accounting::{
+    forward_flops_per_token, kv_cache_bytes_per_token, prefill_flops, train_flops_per_token,
+};
 use model::{Gpt, KvCache, ModelConfig};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
@@ -22,8 +24,16 @@ impl Stats {
         let mut v = xs.to_vec();
         v.sort_by(f64::total_cmp);
         let n = v.len();
-        let median = if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) };
-        Stats { median, min: v[0], max: v[n - 1] }
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        };
+        Stats {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
     }
 }
 
@@ -34,7 +44,12 @@ fn sync(device: Device) {
 }
 
 /// Time `f` `warmup + repeats` times; return the measured durations in seconds.
-fn time_repeats(warmup: usize, repeats: usize, device: Device, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+fn time_repeats(
+    warmup: usize,
+    repeats: usize,
+    device: Device,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<Vec<f64>> {
     for _ in 0..warmup {
         f()?;
     }
@@ -50,7 +65,13 @@ fn time_repeats(warmup: usize, repeats: usize, device: Device, mut f: impl FnMut
 }
 
 /// Greedy decode of `new` tokens after `prompt` (B, P); returns (prefill s, decode s).
-pub fn generate(m: &Gpt, prompt: &Tensor, new: usize, cache: Option<&mut KvCache>, device: Device) -> Result<(f64, f64)> {
+pub fn generate(
+    m: &Gpt,
+    prompt: &Tensor,
+    new: usize,
+    cache: Option<&mut KvCache>,
+    device: Device,
+) -> Result<(f64, f64)> {
     let t0 = Instant::now();
     let p = prompt.size()[1] as usize;
     match cache {
@@ -94,13 +115,29 @@ pub fn run_rung(
     threads: usize,
     peak: &Peak,
 ) -> Result<Vec<Row>> {
-    tch::manual_seed(args.seed);
-    let vs = nn::VarStore::new(device);
-    let model = Gpt::new(&vs.root(), cfg)?;
+    let build = || -> Result<(nn::VarStore, Gpt)> {
+        tch::manual_seed(args.seed);
+        let vs = nn::VarStore::new(device);
+        let model = Gpt::new(&vs.root(), cfg)?;
+        Ok((vs, model))
+    };
     let peak_flops = peak.flops(cfg.dtype.kind());
-    let ids = |b: usize, t: usize| Tensor::randint(cfg.vocab_size as i64, [b as i64, t as i64], (Kind::Int64, device));
+    let ids = |b: usize, t: usize| {
+        Tensor::randint(
+            cfg.vocab_size as i64,
+            [b as i64, t as i64],
+            (Kind::Int64, device),
+        )
+    };
     let mut rows = Vec::new();
-    let mut row = |phase: &str, batch: usize, seq: usize, new: usize, secs: &[f64], tokens: usize, flops_per_token: f64, kv_bytes: usize| {
+    let mut row = |phase: &str,
+                   batch: usize,
+                   seq: usize,
+                   new: usize,
+                   secs: &[f64],
+                   tokens: usize,
+                   flops_per_token: f64,
+                   kv_bytes: usize| {
         let rates: Vec<f64> = secs.iter().map(|s| tokens as f64 / s).collect();
         let st = Stats::of(&rates);
         let steps = if new > 0 { new } else { 1 };
@@ -130,25 +167,19 @@ pub fn run_rung(
     };
     let phases = |p: &str| args.phases.iter().any(|x| x == p);
 
-    if phases("train") {
-        let groups = optim::groups_by_dim(&vs, 0.1);
-        let mut opt = optim::AdamW::new(groups, optim::AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8 });
-        let (b, t) = (args.batch, args.seq_len);
-        let mut step = || -> Result<()> {
-            let x = ids(b, t);
-            let y = ids(b, t);
-            let loss = model.loss(&x, &y, true)?;
-            loss.backward();
-            opt.step(6e-4);
-            opt.zero_grad();
-            Ok(())
-        };
-        let secs = time_repeats(args.warmup, args.repeats, device, &mut step)?;
-        row("train", b, t, 0, &secs, b * t, train_flops_per_token(cfg, t), 0);
+    let (vs, model) = build()?;
+    let no_grad = tch::no_grad_guard();
+    if cfg.dtype.kind() != Kind::Float {
+        // Inference keeps no master weights: store them in the compute dtype, so no step
+        // pays for casting every weight again (what `infer --dtype bf16` does too).
+        for (_, mut v) in vs.variables() {
+            v.set_data(&v.to_kind(cfg.dtype.kind()));
+        }
     }
-    let _no_grad = tch::no_grad_guard();
     let (b, p, new) = (args.infer_batch, args.prompt_len, args.new_tokens);
-    let mut cache = rung.kv_cache().then(|| KvCache::new(cfg, b, p + new, device));
+    let mut cache = rung
+        .kv_cache()
+        .then(|| KvCache::new(cfg, b, p + new, device));
     // 2 · layers · n_kv_heads · head_dim · bytes · tokens, for the tokens held.
     let has_cache = cache.is_some();
     let kv_bytes = move |tokens: usize| {
@@ -168,7 +199,16 @@ pub fn run_rung(
             Ok(())
         })?;
         let bytes = kv_bytes(p);
-        row("prefill", b, p, 0, &secs, b * p, forward_flops_per_token(cfg, p), bytes);
+        row(
+            "prefill",
+            b,
+            p,
+            0,
+            &secs,
+            b * p,
+            prefill_flops(cfg, b, p) / (b * p) as f64,
+            bytes,
+        );
     }
     if phases("decode") {
         let prompt = ids(b, p);
@@ -183,7 +223,51 @@ pub fn run_rung(
         if let Some(c) = &cache {
             debug_assert_eq!(c.bytes(), bytes);
         }
-        row("decode", b, p, new, &secs, b * new, forward_flops_per_token(cfg, p + new / 2), bytes);
+        row(
+            "decode",
+            b,
+            p,
+            new,
+            &secs,
+            b * new,
+            forward_flops_per_token(cfg, p + new / 2),
+            bytes,
+        );
+    }
+    drop((no_grad, model, vs, cache));
+    if phases("train") {
+        // Training last: its (larger) peak memory does not show in the inference rows.
+        let (vs, model) = build()?;
+        let groups = optim::groups_by_dim(&vs, 0.1);
+        let mut opt = optim::AdamW::new(
+            groups,
+            optim::AdamWConfig {
+                beta1: 0.9,
+                beta2: 0.95,
+                eps: 1e-8,
+            },
+        );
+        let (b, t) = (args.batch, args.seq_len);
+        let mut step = || -> Result<()> {
+            let x = ids(b, t);
+            let y = ids(b, t);
+            let loss = model.loss(&x, &y, true)?;
+            loss.backward();
+            opt.step(6e-4);
+            opt.zero_grad();
+            Ok(())
+        };
+        let secs = time_repeats(args.warmup, args.repeats, device, &mut step)?;
+        row(
+            "train",
+            b,
+            t,
+            0,
+            &secs,
+            b * t,
+            train_flops_per_token(cfg, t),
+            0,
+        );
     }
     Ok(rows)
 }

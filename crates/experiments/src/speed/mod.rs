@@ -27,8 +27,14 @@ pub enum Rung {
 }
 
 impl Rung {
-    pub const ALL: [Rung; 6] =
-        [Rung::Original, Rung::OriginalUnpadded, Rung::Bf16, Rung::Flash, Rung::KvCache, Rung::Gqa];
+    pub const ALL: [Rung; 6] = [
+        Rung::Original,
+        Rung::OriginalUnpadded,
+        Rung::Bf16,
+        Rung::Flash,
+        Rung::KvCache,
+        Rung::Gqa,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -48,7 +54,9 @@ impl Rung {
             Rung::Bf16 => "+ bf16 mixed precision (fp32 master weights)",
             Rung::Flash => "+ SDPA (flash) attention",
             Rung::KvCache => "+ KV cache at inference",
-            Rung::Gqa => "+ GQA: --gqa key/value heads (4 by default; 3 query heads share each of 12)",
+            Rung::Gqa => {
+                "+ GQA: --gqa key/value heads (4 by default; 3 query heads share each of 12)"
+            }
         }
     }
 
@@ -88,7 +96,9 @@ impl Rung {
 
 /// Options shared by every speed binary.
 #[derive(Debug, Clone, Parser)]
-#[command(about = "Measure one rung of the speed ladder (training, prefill and decode tokens/sec) and append its rows to CSV.")]
+#[command(
+    about = "Measure one rung of the speed ladder (training, prefill and decode tokens/sec) and append its rows to CSV."
+)]
 pub struct SpeedArgs {
     /// Model shape: a preset name (gpt2_speed_cpu is sized for ~10 minutes on 2 CPU cores;
     /// gpt2_124m is the real GPT-2 small, for a GPU or a patient CPU).
@@ -113,7 +123,7 @@ pub struct SpeedArgs {
     #[arg(long, default_value_t = 1)]
     pub infer_batch: usize,
     /// Warm-up repetitions, not measured.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     pub warmup: usize,
     /// Measured repetitions (median, min and max are reported).
     #[arg(long, default_value_t = 5)]
@@ -151,7 +161,11 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
         }
     }
     if !base.n_head.is_multiple_of(args.gqa) || args.gqa == 0 {
-        anyhow::bail!("--gqa {}: must divide the preset's n_head ({})", args.gqa, base.n_head);
+        anyhow::bail!(
+            "--gqa {}: must divide the preset's n_head ({})",
+            args.gqa,
+            base.n_head
+        );
     }
     if args.prompt_len + args.new_tokens > base.block_size {
         anyhow::bail!(
@@ -162,7 +176,11 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
         );
     }
     if args.seq_len > base.block_size {
-        anyhow::bail!("--seq-len {} exceeds the preset's block_size {}", args.seq_len, base.block_size);
+        anyhow::bail!(
+            "--seq-len {} exceeds the preset's block_size {}",
+            args.seq_len,
+            base.block_size
+        );
     }
     let peak = peak::peak(&peak::default_path(), device)?;
     for &rung in rungs {

@@ -48,8 +48,11 @@ pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
 }
 
 pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
-    let mut r = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    r.deserialize().map(|x| x.with_context(|| format!("{}: bad row", path.display()))).collect()
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    r.deserialize()
+        .map(|x| x.with_context(|| format!("{}: bad row", path.display())))
+        .collect()
 }
 
 fn find<'a>(rows: &'a [Row], rung: &str, phase: &str) -> Option<&'a Row> {
@@ -81,17 +84,47 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
     let mut ratio = |what: &str, a: Option<f64>, b: Option<f64>, min: f64| {
         if let (Some(a), Some(b)) = (a, b) {
             let x = a / b;
-            out.push(Target { what: what.into(), measured: format!("{x:.2}×"), met: x >= min });
+            out.push(Target {
+                what: what.into(),
+                measured: format!("{x:.2}×"),
+                met: x >= min,
+            });
         }
     };
-    ratio("bf16 training ≥ 1.8× fp32", rate("2_bf16", "train"), rate("1_original", "train"), 1.8);
-    ratio("SDPA training ≥ 1.2× naive", rate("3_flash", "train"), rate("2_bf16", "train"), 1.2);
-    ratio("KV-cache decode ≥ 5× uncached", rate("4_kv_cache", "decode"), rate("3_flash", "decode"), 5.0);
-    ratio("GQA decode ≥ 1.0× MHA", rate("5_gqa", "decode"), rate("4_kv_cache", "decode"), 1.0);
-    if let (Some(g), Some(m)) = (find(rows, "5_gqa", "decode"), find(rows, "4_kv_cache", "decode")) {
+    ratio(
+        "bf16 training ≥ 1.8× fp32",
+        rate("2_bf16", "train"),
+        rate("1_original", "train"),
+        1.8,
+    );
+    ratio(
+        "SDPA training ≥ 1.2× naive",
+        rate("3_flash", "train"),
+        rate("2_bf16", "train"),
+        1.2,
+    );
+    ratio(
+        "KV-cache decode ≥ 5× uncached",
+        rate("4_kv_cache", "decode"),
+        rate("3_flash", "decode"),
+        5.0,
+    );
+    ratio(
+        "GQA decode ≥ 1.0× MHA",
+        rate("5_gqa", "decode"),
+        rate("4_kv_cache", "decode"),
+        1.0,
+    );
+    if let (Some(g), Some(m)) = (
+        find(rows, "5_gqa", "decode"),
+        find(rows, "4_kv_cache", "decode"),
+    ) {
         let exact = g.kv_cache_bytes * m.n_kv_heads == m.kv_cache_bytes * g.n_kv_heads;
         out.push(Target {
-            what: format!("GQA KV-cache bytes = {}/{} of MHA", g.n_kv_heads, m.n_kv_heads),
+            what: format!(
+                "GQA KV-cache bytes = {}/{} of MHA",
+                g.n_kv_heads, m.n_kv_heads
+            ),
             measured: format!("{} vs {} bytes", g.kv_cache_bytes, m.kv_cache_bytes),
             met: exact,
         });
@@ -121,9 +154,15 @@ pub fn table(rows: &[Row]) -> String {
             let vs = |other: Option<&str>| {
                 other
                     .and_then(|o| find(rows, o, phase))
-                    .map_or("–".to_string(), |o| format!("{:.2}×", r.tokens_per_sec / o.tokens_per_sec))
+                    .map_or("–".to_string(), |o| {
+                        format!("{:.2}×", r.tokens_per_sec / o.tokens_per_sec)
+                    })
             };
-            let orig = if r.rung == "1_original" { "1.00×".into() } else { vs(Some("1_original")) };
+            let orig = if r.rung == "1_original" {
+                "1.00×".into()
+            } else {
+                vs(Some("1_original"))
+            };
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} | {:.0} ({:.0}–{:.0}) | {} | {} | {:.1} | {:.1}% | {} | {} |",
@@ -145,7 +184,11 @@ pub fn summarize(out: &Path) -> Result<Vec<Row>> {
             rows.extend(read_rows(&path)?);
         }
     }
-    anyhow::ensure!(!rows.is_empty(), "no rung results under {} (run the speed_* binaries first)", out.join("rungs").display());
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "no rung results under {} (run the speed_* binaries first)",
+        out.join("rungs").display()
+    );
     write_rows(&out.join("summary.csv"), &rows)?;
     let panels: Vec<chart::Panel> = ["train", "prefill", "decode"]
         .iter()
@@ -154,11 +197,22 @@ pub fn summarize(out: &Path) -> Result<Vec<Row>> {
             bars: rows
                 .iter()
                 .filter(|r| r.phase == *phase)
-                .map(|r| (r.rung.clone(), r.tokens_per_sec, r.tokens_per_sec_min, r.tokens_per_sec_max))
+                .map(|r| {
+                    (
+                        r.rung.clone(),
+                        r.tokens_per_sec,
+                        r.tokens_per_sec_min,
+                        r.tokens_per_sec_max,
+                    )
+                })
                 .collect(),
         })
         .collect();
-    chart::bar_panels(&out.join("chart.svg"), "Speed ladder: tokens/sec per rung (higher is better)", &panels)?;
+    chart::bar_panels(
+        &out.join("chart.svg"),
+        "Speed ladder: tokens/sec per rung (higher is better)",
+        &panels,
+    )?;
     Ok(rows)
 }
 
@@ -168,7 +222,11 @@ pub fn readme(out: &Path, rows: &[Row], command: &str) -> Result<String> {
         .ok()
         .and_then(|t| serde_json::from_str::<crate::peak::Peak>(&t).ok());
     let mut s = String::from("# Speed ladder results\n\nProduced by the code, not typed in: ");
-    let _ = writeln!(s, "`{command}` (git {}, {}).\n", rows[0].git_rev, rows[0].timestamp);
+    let _ = writeln!(
+        s,
+        "`{command}` (git {}, {}).\n",
+        rows[0].git_rev, rows[0].timestamp
+    );
     if let Some(m) = &machine {
         let _ = writeln!(
             s,
@@ -189,7 +247,13 @@ pub fn readme(out: &Path, rows: &[Row], command: &str) -> Result<String> {
     s.push_str(&table(rows));
     s.push_str("\n![tokens/sec per rung](chart.svg)\n\n## Targets\n\n| target | measured | met |\n|---|---|---|\n");
     for t in targets(rows) {
-        let _ = writeln!(s, "| {} | {} | {} |", t.what, t.measured, if t.met { "yes" } else { "**no**" });
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            t.what,
+            t.measured,
+            if t.met { "yes" } else { "**no**" }
+        );
     }
     s.push_str("\nWhat each rung does and why it helps: [docs/speed.md](../../docs/speed.md).\n");
     let pt = out.join("pytorch.md");
@@ -216,18 +280,79 @@ pub fn doc_section(rows: &[Row], command: &str) -> String {
     if let Some(m) = &machine {
         let _ = writeln!(s, "- Machine: {}. Measured matmul peak: fp32 {:.0} GFLOP/s, bf16 {:.0} GFLOP/s — a {:.2}× ratio, the ceiling for rung 2.", m.machine, m.fp32_flops / 1e9, m.bf16_flops / 1e9, m.bf16_flops / m.fp32_flops);
     }
-    let _ = writeln!(s, "- Padding the vocabulary (50257 → 50304): training {} the unpadded speed.", ratio(rate("1_original", "train"), rate("1_original_unpadded", "train")));
-    let _ = writeln!(s, "- bf16 mixed precision: training {} of fp32, prefill {}, uncached decode {}.", ratio(rate("2_bf16", "train"), rate("1_original", "train")), ratio(rate("2_bf16", "prefill"), rate("1_original", "prefill")), ratio(rate("2_bf16", "decode"), rate("1_original", "decode")));
-    let _ = writeln!(s, "- SDPA over naive attention: training {}, prefill {}.", ratio(rate("3_flash", "train"), rate("2_bf16", "train")), ratio(rate("3_flash", "prefill"), rate("2_bf16", "prefill")));
-    if let (Some(k), Some(g)) = (find(rows, "4_kv_cache", "decode"), find(rows, "5_gqa", "decode")) {
-        let _ = writeln!(s, "- KV cache: decode {} the uncached speed over {} new tokens after a {}-token prompt.", ratio(Some(k.tokens_per_sec), rate("3_flash", "decode")), k.new_tokens, k.seq_len);
+    let _ = writeln!(
+        s,
+        "- Padding the vocabulary (50257 → 50304): training {} the unpadded speed.",
+        ratio(
+            rate("1_original", "train"),
+            rate("1_original_unpadded", "train")
+        )
+    );
+    let _ = writeln!(
+        s,
+        "- bf16 mixed precision: training {} of fp32, prefill {}, uncached decode {}.",
+        ratio(rate("2_bf16", "train"), rate("1_original", "train")),
+        ratio(rate("2_bf16", "prefill"), rate("1_original", "prefill")),
+        ratio(rate("2_bf16", "decode"), rate("1_original", "decode"))
+    );
+    let _ = writeln!(
+        s,
+        "- SDPA over naive attention: training {}, prefill {}.",
+        ratio(rate("3_flash", "train"), rate("2_bf16", "train")),
+        ratio(rate("3_flash", "prefill"), rate("2_bf16", "prefill"))
+    );
+    if let (Some(k), Some(g)) = (
+        find(rows, "4_kv_cache", "decode"),
+        find(rows, "5_gqa", "decode"),
+    ) {
+        let _ = writeln!(
+            s,
+            "- KV cache: decode {} the uncached speed over {} new tokens after a {}-token prompt.",
+            ratio(Some(k.tokens_per_sec), rate("3_flash", "decode")),
+            k.new_tokens,
+            k.seq_len
+        );
         let per = |r: &Row| r.kv_cache_bytes as f64 / (r.batch * (r.seq_len + r.new_tokens)) as f64;
         let _ = writeln!(s, "- KV-cache memory per token: {:.0} bytes with {} KV heads, {:.0} bytes with {} (GQA) — {:.2}× smaller; GQA decode runs at {} of MHA's speed.", per(k), k.n_kv_heads, per(g), g.n_kv_heads, per(k) / per(g), ratio(Some(g.tokens_per_sec), Some(k.tokens_per_sec)));
         let _ = writeln!(s, "- Decode MFU with the cache: {:.2}% — far below training's {:.1}%: decoding is memory-bound.", 100.0 * k.mfu, 100.0 * find(rows, "4_kv_cache", "train").map_or(0.0, |r| r.mfu));
     }
     s.push_str("\n| target | measured | met |\n|---|---|---|\n");
     for t in targets(rows) {
-        let _ = writeln!(s, "| {} | {} | {} |", t.what, t.measured, if t.met { "yes" } else { "**no**" });
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            t.what,
+            t.measured,
+            if t.met { "yes" } else { "**no**" }
+        );
     }
+    s
+}
+
+/// A compact table for the top-level README: tokens/sec per rung and phase.
+pub fn readme_summary(rows: &[Row], command: &str) -> String {
+    let mut s = format!(
+        "**Speed** (`{command}`, git {}, {}; tokens/sec, median of repeats; details in [results/speed](results/speed/README.md)):\n\n| rung | train | prefill | decode |\n|---|---|---|---|\n",
+        rows[0].git_rev, rows[0].timestamp
+    );
+    let mut seen = Vec::new();
+    for r in rows {
+        if seen.contains(&r.rung) {
+            continue;
+        }
+        seen.push(r.rung.clone());
+        let cell = |phase: &str| {
+            find(rows, &r.rung, phase).map_or("–".into(), |x| format!("{:.0}", x.tokens_per_sec))
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            r.rung,
+            cell("train"),
+            cell("prefill"),
+            cell("decode")
+        );
+    }
+    s.push_str("\n![speed ladder](results/speed/chart.svg)\n");
     s
 }
