@@ -151,10 +151,16 @@ fn real_checkpoints_match_their_references() {
                 eos: None,
                 seed: None,
             };
-            let got = generate(&src.model, std::slice::from_ref(&prompt), &o, Device::Cpu, |_| {})
-                .unwrap()
-                .ids
-                .remove(0);
+            let got = generate(
+                &src.model,
+                std::slice::from_ref(&prompt),
+                &o,
+                Device::Cpu,
+                |_| {},
+            )
+            .unwrap()
+            .ids
+            .remove(0);
             assert_eq!(got, want, "{name}, kv cache {kv}");
         }
     }

@@ -27,7 +27,7 @@ fn main() -> Result<()> {
         experiments::docs::replace_generated(
             doc,
             "speed_report",
-            &report::doc_section(&rows, &args.command),
+            &report::doc_section(&args.out, &rows, &args.command),
         )?;
     }
     let readme = std::path::Path::new("README.md");

@@ -11,7 +11,7 @@ use crate::{peak, sys};
 use anyhow::{Context, Result};
 use clap::Parser;
 use model::{Attention, DType, ModelConfig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use measure::Stats;
 
@@ -183,20 +183,79 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
         );
     }
     let peak = peak::peak(&peak::default_path(), device)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let shape = serde_json::json!({"preset": args.preset, "model": base, "batch": args.batch, "seq_len": args.seq_len});
+    std::fs::write(
+        args.out.join("config.json"),
+        serde_json::to_string_pretty(&shape)? + "\n",
+    )?;
+    // A child process measures one phase of one rung (see `measure_in_children`).
+    let child = std::env::var("LADDER_SPEED_CHILD").ok();
     for &rung in rungs {
         let cfg = rung.config(&base, args.gqa);
         cfg.validate()?;
+        if let Some(spec) = &child {
+            let (name, phase, rows_out) = parse_child(spec)?;
+            if name != rung.name() {
+                continue;
+            }
+            let one = SpeedArgs {
+                phases: vec![phase],
+                ..args.clone()
+            };
+            let rows = measure::run_rung(rung, &cfg, &one, device, threads, &peak)?;
+            report::write_rows(Path::new(&rows_out), &rows)?;
+            continue;
+        }
         tracing::info!("rung {}: {}", rung.name(), rung.describe());
-        let rows = measure::run_rung(rung, &cfg, &args, device, threads, &peak)?;
+        let rows = measure_in_children(rung, &args)?;
         let path = args.out.join("rungs").join(format!("{}.csv", rung.name()));
         report::write_rows(&path, &rows)?;
         for r in &rows {
             eprintln!(
-                "  {:<20} {:<8} {:>10.0} tok/s  (min {:.0}, max {:.0})  {:>8.1} ms/step  MFU {:>5.1}%",
-                r.rung, r.phase, r.tokens_per_sec, r.tokens_per_sec_min, r.tokens_per_sec_max, r.ms_per_step, 100.0 * r.mfu
+                "  {:<20} {:<8} {:>10.0} tok/s  (min {:.0}, max {:.0})  {:>8.1} ms/step  MFU {:>5.1}%  peak RSS {:.2} GB",
+                r.rung, r.phase, r.tokens_per_sec, r.tokens_per_sec_min, r.tokens_per_sec_max, r.ms_per_step, 100.0 * r.mfu,
+                r.peak_rss_bytes as f64 / 1e9
             );
         }
         eprintln!("  rows written to {}", path.display());
     }
     Ok(())
+}
+
+fn parse_child(spec: &str) -> Result<(String, String, String)> {
+    let mut it = spec.splitn(3, '|');
+    match (it.next(), it.next(), it.next()) {
+        (Some(a), Some(b), Some(c)) => Ok((a.into(), b.into(), c.into())),
+        _ => anyhow::bail!("LADDER_SPEED_CHILD: expected rung|phase|path"),
+    }
+}
+
+/// Measure each phase in a fresh process (this binary again): phases do not inherit each
+/// other's heap, allocator or kernel-cache state, and each row's peak RSS is its own.
+fn measure_in_children(rung: Rung, args: &SpeedArgs) -> Result<Vec<report::Row>> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let dir = args.out.join("rungs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut rows = Vec::new();
+    for phase in &args.phases {
+        let part = dir.join(format!(".{}.{phase}.csv", rung.name()));
+        let status = std::process::Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .env(
+                "LADDER_SPEED_CHILD",
+                format!("{}|{phase}|{}", rung.name(), part.display()),
+            )
+            .status()
+            .with_context(|| format!("running {}", exe.display()))?;
+        anyhow::ensure!(
+            status.success(),
+            "measuring {} {phase} failed ({status})",
+            rung.name()
+        );
+        rows.extend(report::read_rows(&part)?);
+        let _ = std::fs::remove_file(&part);
+    }
+    Ok(rows)
 }
