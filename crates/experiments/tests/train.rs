@@ -188,6 +188,14 @@ fn bad_configs_name_the_key() {
     assert!(e.contains("x.toml") && e.contains("bogus"), "{e}");
 }
 
+fn train_error(cfg: &TrainConfig) -> String {
+    let opts = RunOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    format!("{:#}", train(cfg, &opts).unwrap_err())
+}
+
 #[test]
 fn missing_or_short_corpus_is_a_clear_error() {
     let _serial = serial();
@@ -197,17 +205,7 @@ fn missing_or_short_corpus_is_a_clear_error() {
         dir.path(),
         &[&format!("data.corpus=\"{}\"", missing.display())],
     );
-    let e = format!(
-        "{:#}",
-        train(
-            &cfg,
-            &RunOptions {
-                quiet: true,
-                ..Default::default()
-            }
-        )
-        .unwrap_err()
-    );
+    let e = train_error(&cfg);
     assert!(e.contains("missing.txt") && e.contains("not found"), "{e}");
     let short = dir.path().join("short.txt");
     std::fs::write(
@@ -219,17 +217,7 @@ fn missing_or_short_corpus_is_a_clear_error() {
         dir.path(),
         &[&format!("data.corpus=\"{}\"", short.display())],
     );
-    let e = format!(
-        "{:#}",
-        train(
-            &cfg,
-            &RunOptions {
-                quiet: true,
-                ..Default::default()
-            }
-        )
-        .unwrap_err()
-    );
+    let e = train_error(&cfg);
     assert!(e.contains("fewer than one block"), "{e}");
 }
 

@@ -132,6 +132,21 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
     out
 }
 
+/// The targets as a Markdown table.
+pub fn targets_table(rows: &[Row]) -> String {
+    let mut s = String::from("| target | measured | met |\n|---|---|---|\n");
+    for t in targets(rows) {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            t.what,
+            t.measured,
+            if t.met { "yes" } else { "**no**" }
+        );
+    }
+    s
+}
+
 fn human_bytes(b: f64) -> String {
     if b >= 1e9 {
         format!("{:.2} GB", b / 1e9)
@@ -245,16 +260,8 @@ pub fn readme(out: &Path, rows: &[Row], command: &str) -> Result<String> {
         rows.iter().find(|r| r.phase == "train").map_or(0, |r| r.seq_len)
     );
     s.push_str(&table(rows));
-    s.push_str("\n![tokens/sec per rung](chart.svg)\n\n## Targets\n\n| target | measured | met |\n|---|---|---|\n");
-    for t in targets(rows) {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} |",
-            t.what,
-            t.measured,
-            if t.met { "yes" } else { "**no**" }
-        );
-    }
+    s.push_str("\n![tokens/sec per rung](chart.svg)\n\n## Targets\n\n");
+    s.push_str(&targets_table(rows));
     s.push_str("\nWhat each rung does and why it helps, and for each target that is missed by how much and why: [docs/speed.md](../../docs/speed.md#our-numbers).\n");
     let pt = out.join("pytorch.md");
     if let Ok(text) = std::fs::read_to_string(&pt) {
@@ -344,16 +351,8 @@ pub fn doc_section(out: &Path, rows: &[Row], command: &str) -> String {
             / model::accounting::param_count(&cfg).matmul as f64;
         let _ = writeln!(s, "- Why SDPA moves training so little here: at T = {t} attention is {:.1}% of this model's training FLOPs (12·L·H·Q·T of 6·N + 12·L·H·Q·T), and the LM head is {:.0}% of its matmul parameters; fusing attention cannot speed up the other {:.1}%.", 100.0 * attn / total, 100.0 * head, 100.0 - 100.0 * attn / total);
     }
-    s.push_str("\n| target | measured | met |\n|---|---|---|\n");
-    for t in targets(rows) {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} |",
-            t.what,
-            t.measured,
-            if t.met { "yes" } else { "**no**" }
-        );
-    }
+    s.push('\n');
+    s.push_str(&targets_table(rows));
     s
 }
 
