@@ -1,10 +1,13 @@
 //! `data`: tokenizers (GPT-2 BPE through tiktoken-rs, character level), `prepare` (text →
-//! token files + meta), memory-mapped batches, and where the corpus comes from.
+//! token files + meta, as nanoGPT's `data/*/prepare.py`), memory-mapped batches (nanoGPT's
+//! `get_batch`), and where the corpus comes from.
+mod error;
 mod prepare;
 mod rng;
 mod tokenizer;
 mod tokens;
 
+pub use error::DataError;
 pub use prepare::{prepare, Meta};
 pub use rng::Rng;
 pub use tokenizer::{CharTokenizer, Gpt2Tokenizer, Tokenizer, TokenizerKind, GPT2_EOT, GPT2_VOCAB};
@@ -12,32 +15,68 @@ pub use tokens::TokenFile;
 
 use std::path::{Path, PathBuf};
 
-/// The shared folder: `$LADDER_SHARED`, else `../shared` beside the workspace.
+/// The file name of Tiny Shakespeare under `<shared>/data/` (and under `data/` after `just data`).
+pub const TINY_SHAKESPEARE: &str = "tinyshakespeare.txt";
+
+/// The workspace root (where the top-level Cargo.toml lives).
+pub fn workspace_root() -> PathBuf {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")); // <root>/crates/data
+    crate_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(crate_dir)
+        .to_path_buf()
+}
+
+/// The shared folder: `$LADDER_SHARED`, else `shared` beside the workspace.
 pub fn shared_dir() -> PathBuf {
     match std::env::var_os("LADDER_SHARED") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")),
+        _ => {
+            let root = workspace_root();
+            root.parent().unwrap_or(&root).join("shared")
+        }
     }
 }
 
-/// The default corpus: `$LADDER_DATA`, else the shared Tiny Shakespeare when present.
+/// The default corpus: `$LADDER_DATA` if set (whether or not it exists, so a typo is
+/// reported, not silently replaced); else `<shared>/data/tinyshakespeare.txt`, else
+/// `<workspace>/data/tinyshakespeare.txt` (where `just data` downloads it), when present.
 pub fn default_corpus() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("LADDER_DATA").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
-    let shared = shared_dir().join("data/tinyshakespeare.txt");
-    shared.exists().then_some(shared)
+    [
+        shared_dir().join("data").join(TINY_SHAKESPEARE),
+        workspace_root().join("data").join(TINY_SHAKESPEARE),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
 }
 
-/// An explicit path, else the default; a clear error when there is none.
+/// The corpus to use: `explicit` (a `--data` flag or a config's `data.corpus`), else
+/// [`default_corpus`]. Errors, naming the path and how to get a corpus, when there is none
+/// or it does not exist.
 pub fn resolve_corpus(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-    match explicit {
-        Some(p) => Ok(p.to_path_buf()),
-        None => default_corpus().ok_or_else(|| {
-            anyhow::anyhow!(
-                "no corpus: {} does not exist and LADDER_DATA is not set. Run `just data` to download Tiny Shakespeare, or pass --data PATH (data.corpus in a config)",
-                shared_dir().join("data/tinyshakespeare.txt").display()
-            )
-        }),
+    let (path, hint) = match explicit {
+        Some(p) => (p.to_path_buf(), "given with --data / data.corpus"),
+        None => match default_corpus() {
+            Some(p) if std::env::var_os("LADDER_DATA").is_some_and(|v| !v.is_empty()) => {
+                (p, "from LADDER_DATA")
+            }
+            Some(p) => (p, "the default"),
+            None => (
+                shared_dir().join("data").join(TINY_SHAKESPEARE),
+                "the default; LADDER_DATA is not set",
+            ),
+        },
+    };
+    if !path.exists() {
+        return Err(DataError::MissingCorpus {
+            path,
+            source_hint: hint.into(),
+        }
+        .into());
     }
+    Ok(path)
 }

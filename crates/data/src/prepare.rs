@@ -1,6 +1,8 @@
 //! Text → `train.bin` / `val.bin` (raw little-endian u16 when the vocabulary fits, else
-//! u32) + `meta.json`, as nanoGPT's `prepare.py`: the first 90 % of the characters train,
-//! the last 10 % validate. Tokenised once; reused while the meta matches the corpus.
+//! u32) + `meta.json`, as nanoGPT's `data/shakespeare_char/prepare.py`: the text is split
+//! at int(0.9 n) *characters* and each part encoded on its own. Tokenised once; reused
+//! while the meta matches the corpus (same tokenizer, same SHA-256).
+use crate::error::DataError;
 use crate::tokenizer::{CharTokenizer, Gpt2Tokenizer, Tokenizer, TokenizerKind};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -17,7 +19,9 @@ pub struct Meta {
     pub dtype: String,
     pub train_tokens: usize,
     pub val_tokens: usize,
+    /// The corpus path, as given.
     pub source: String,
+    /// Hex SHA-256 of the corpus bytes.
     pub source_sha256: String,
     /// The character vocabulary, in id order (char tokenizer only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,7 +29,7 @@ pub struct Meta {
 }
 
 impl Meta {
-    /// Bytes per token in the .bin files.
+    /// Bytes per token in the .bin files (2 for "u16", 4 for "u32").
     pub fn bytes_per_token(&self) -> usize {
         if self.dtype == "u16" {
             2
@@ -48,18 +52,66 @@ impl Meta {
         })
     }
 
+    /// Internal consistency: a known dtype wide enough for the vocabulary, and a char
+    /// vocabulary of `vocab_size` distinct characters.
+    pub fn validate(&self) -> Result<()> {
+        let max = match self.dtype.as_str() {
+            "u16" => 1usize << 16,
+            "u32" => 1usize << 32,
+            d => bail!("dtype '{d}' (expected \"u16\" or \"u32\")"),
+        };
+        if self.vocab_size == 0 || self.vocab_size > max {
+            bail!(
+                "vocab_size {} does not fit dtype {}",
+                self.vocab_size,
+                self.dtype
+            );
+        }
+        if self.tokenizer == TokenizerKind::Char {
+            let chars = self
+                .chars
+                .as_deref()
+                .context("a char dataset needs 'chars'")?;
+            let mut v: Vec<char> = chars.chars().collect();
+            let n = v.len();
+            v.sort_unstable();
+            v.dedup();
+            if n != self.vocab_size || v.len() != n {
+                bail!(
+                    "'chars' has {n} characters ({} distinct) but vocab_size is {}",
+                    v.len(),
+                    self.vocab_size
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Read and validate a `meta.json`.
     pub fn read(path: &Path) -> Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a dataset meta", path.display()))
+        let meta: Self = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a dataset meta", path.display()))?;
+        meta.validate()
+            .with_context(|| format!("{}: inconsistent dataset meta", path.display()))?;
+        Ok(meta)
     }
 }
 
+/// Write to a temporary name in the same folder, then rename: readers never see a
+/// half-written file, and concurrent writers (same content) do not clobber each other's temp.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    let name = path
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()));
+    }
+    Ok(())
 }
 
 fn to_bytes(ids: &[u32], wide: bool) -> Vec<u8> {
@@ -70,39 +122,54 @@ fn to_bytes(ids: &[u32], wide: bool) -> Vec<u8> {
     }
 }
 
+/// The byte offset of character `int(0.9 n)` (nanoGPT's `data[:int(n*0.9)]`).
+fn split_point(text: &str) -> usize {
+    let n_chars = text.chars().count();
+    text.char_indices()
+        .nth(n_chars * 9 / 10)
+        .map_or(text.len(), |(i, _)| i)
+}
+
+/// The existing meta in `out_dir` when it was made from these bytes with this tokenizer
+/// and its token files have the sizes it promises.
+fn reusable(out_dir: &Path, kind: TokenizerKind, sha: &str) -> Option<Meta> {
+    let old = Meta::read(&out_dir.join("meta.json")).ok()?;
+    let sizes_ok = [("train.bin", old.train_tokens), ("val.bin", old.val_tokens)]
+        .iter()
+        .all(|(f, n)| {
+            std::fs::metadata(out_dir.join(f))
+                .is_ok_and(|m| m.len() as usize == n * old.bytes_per_token())
+        });
+    (old.tokenizer == kind && old.source_sha256 == sha && sizes_ok).then_some(old)
+}
+
 /// Tokenise `corpus` into `out_dir` (or reuse what is there when it matches).
 pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Meta> {
-    let bytes = std::fs::read(corpus).with_context(|| {
-        format!(
-            "corpus {} not found or unreadable: run `just data`, or pass --data PATH / set LADDER_DATA to a UTF-8 text file",
-            corpus.display()
-        )
-    })?;
+    if !corpus.exists() {
+        return Err(DataError::MissingCorpus {
+            path: corpus.into(),
+            source_hint: "the corpus to prepare".into(),
+        }
+        .into());
+    }
+    let bytes =
+        std::fs::read(corpus).with_context(|| format!("reading corpus {}", corpus.display()))?;
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        bail!("corpus {} is empty: nothing to train on", corpus.display());
+        return Err(DataError::EmptyCorpus {
+            path: corpus.into(),
+        }
+        .into());
     }
     let sha = format!("{:x}", Sha256::digest(&bytes));
-    let meta_path = out_dir.join("meta.json");
-    if let Ok(old) = Meta::read(&meta_path) {
-        let sizes_ok = [("train.bin", old.train_tokens), ("val.bin", old.val_tokens)]
-            .iter()
-            .all(|(f, n)| {
-                std::fs::metadata(out_dir.join(f))
-                    .is_ok_and(|m| m.len() as usize == n * old.bytes_per_token())
-            });
-        if old.tokenizer == kind && old.source_sha256 == sha && sizes_ok {
-            tracing::debug!("reusing {}", out_dir.display());
-            return Ok(old);
-        }
+    if let Some(old) = reusable(out_dir, kind, &sha) {
+        tracing::info!("reusing {} (corpus unchanged)", out_dir.display());
+        return Ok(old);
     }
-    let text = String::from_utf8(bytes)
-        .with_context(|| format!("corpus {} is not valid UTF-8 text", corpus.display()))?;
-    let n_chars = text.chars().count();
-    let split = text
-        .char_indices()
-        .nth(n_chars * 9 / 10)
-        .map_or(text.len(), |(i, _)| i);
-    let (train_text, val_text) = text.split_at(split);
+    let text = String::from_utf8(bytes).map_err(|e| DataError::NotUtf8 {
+        path: corpus.into(),
+        offset: e.utf8_error().valid_up_to(),
+    })?;
+    let (train_text, val_text) = text.split_at(split_point(&text));
     let (tok, chars): (Box<dyn Tokenizer>, Option<String>) = match kind {
         TokenizerKind::Gpt2 => (Box::new(Gpt2Tokenizer), None),
         TokenizerKind::Char => {
@@ -112,15 +179,25 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
         }
     };
     tracing::info!(
-        "tokenising {} ({} characters, {} tokenizer) ...",
+        "tokenising {} ({} bytes, {} tokenizer) into {}",
         corpus.display(),
-        n_chars,
-        kind
+        text.len(),
+        kind,
+        out_dir.display()
     );
     let train = tok.encode(train_text)?;
     let val = tok.encode(val_text)?;
     let wide = tok.vocab_size() > 1 << 16;
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    // The meta goes first and comes back last: a crash in between leaves no meta, so the
+    // next call tokenises again instead of trusting a mix of old and new files.
+    let meta_path = out_dir.join("meta.json");
+    match std::fs::remove_file(&meta_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing stale {}", meta_path.display()))
+        }
+        _ => {}
+    }
     write_atomic(&out_dir.join("train.bin"), &to_bytes(&train, wide))?;
     write_atomic(&out_dir.join("val.bin"), &to_bytes(&val, wide))?;
     let meta = Meta {

@@ -1,5 +1,6 @@
 //! Memory-mapped token files and random (x, y) windows, as nanoGPT's `get_batch`:
 //! B starts uniform in [0, len − T), x = tokens[s .. s+T], y = tokens[s+1 .. s+T+1].
+use crate::error::DataError;
 use crate::prepare::Meta;
 use crate::rng::Rng;
 use anyhow::{bail, Context, Result};
@@ -7,6 +8,7 @@ use memmap2::Mmap;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 
+/// A `train.bin` / `val.bin` of raw little-endian u16 or u32 ids, memory-mapped.
 pub struct TokenFile {
     path: PathBuf,
     map: Mmap,
@@ -14,9 +16,18 @@ pub struct TokenFile {
 }
 
 impl TokenFile {
+    /// Map `path`, whose token width comes from the dataset's `meta`.
     pub fn open(path: &Path, meta: &Meta) -> Result<Self> {
-        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        // SAFETY: the file is only read; `prepare` replaces token files by rename, never in place.
+        meta.validate()
+            .with_context(|| format!("the meta for {}", path.display()))?;
+        let f = std::fs::File::open(path).with_context(|| {
+            format!(
+                "opening token file {} (run `prepare` first)",
+                path.display()
+            )
+        })?;
+        // SAFETY: the map is only read, and `prepare` replaces token files by rename, never
+        // in place, so the mapped inode does not change under us.
         let map =
             unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {}", path.display()))?;
         let width = meta.bytes_per_token();
@@ -35,6 +46,17 @@ impl TokenFile {
         })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// "train" / "val" (the file stem), for messages.
+    pub fn split(&self) -> String {
+        self.path
+            .file_stem()
+            .map_or_else(|| "token".into(), |s| s.to_string_lossy().into_owned())
+    }
+
     /// Number of tokens.
     pub fn len(&self) -> usize {
         self.map.len() / self.width
@@ -44,6 +66,7 @@ impl TokenFile {
         self.map.is_empty()
     }
 
+    /// Token `i` (panics when `i >= len()`, as slice indexing does).
     pub fn get(&self, i: usize) -> u32 {
         let b = &self.map[i * self.width..(i + 1) * self.width];
         if self.width == 2 {
@@ -53,7 +76,28 @@ impl TokenFile {
         }
     }
 
-    /// A batch of `batch` random windows of `block` tokens: (x, y), each (B, T) int64.
+    /// Tokens `start .. start + n` as i64 (panics past the end).
+    fn window(&self, start: usize, n: usize, out: &mut Vec<i64>) {
+        let bytes = &self.map[start * self.width..(start + n) * self.width];
+        if self.width == 2 {
+            out.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]) as i64),
+            );
+        } else {
+            out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
+            );
+        }
+    }
+
+    /// A batch of `batch` random windows of `block` tokens: (x, y), each (B, T) int64 on
+    /// `device`, y = x shifted left by one. Draws exactly `batch` values from `rng`, so a
+    /// run restored from [`Rng::state`] continues the same stream. Errors when this split
+    /// has fewer than `block + 1` tokens.
     pub fn get_batch(
         &self,
         rng: &mut Rng,
@@ -61,12 +105,18 @@ impl TokenFile {
         block: usize,
         device: Device,
     ) -> Result<(Tensor, Tensor)> {
+        if batch == 0 || block == 0 {
+            bail!("batch size ({batch}) and block size ({block}) must both be at least 1");
+        }
         let n = self.len();
         if n <= block {
-            bail!(
-                "{}: {n} tokens, shorter than one block of {block} + 1 (use a longer corpus or a smaller block_size)",
-                self.path.display()
-            );
+            return Err(DataError::ShortSplit {
+                split: self.split(),
+                path: self.path.clone(),
+                tokens: n,
+                block,
+            }
+            .into());
         }
         let (mut x, mut y) = (
             Vec::with_capacity(batch * block),
@@ -74,10 +124,10 @@ impl TokenFile {
         );
         for _ in 0..batch {
             let s = rng.below((n - block) as u64) as usize;
-            x.extend((s..s + block).map(|i| self.get(i) as i64));
-            y.extend((s + 1..s + block + 1).map(|i| self.get(i) as i64));
+            self.window(s, block, &mut x);
+            self.window(s + 1, block, &mut y);
         }
-        let shape = [batch as i64, block as i64];
+        let shape = [batch as i64, block as i64]; // (B, T)
         Ok((
             Tensor::from_slice(&x).view(shape).to(device),
             Tensor::from_slice(&y).view(shape).to(device),

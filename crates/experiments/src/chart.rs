@@ -1,6 +1,7 @@
 //! SVG charts (plotters): bar panels for the speed ladder, loss curves for the accuracy ladder.
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
 const COLORS: [RGBColor; 8] = [
@@ -22,8 +23,7 @@ pub struct Panel {
 
 fn short(label: &str) -> String {
     label
-        .replacen('_', " ", 1)
-        .replace("original unpadded", "unpadded")
+        .replace("original_unpadded", "unpadded")
         .replace('_', " ")
 }
 
@@ -43,7 +43,7 @@ pub fn bar_panels(path: &Path, title: &str, panels: &[Panel]) -> Result<()> {
             .margin(8)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+            .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)
             .map_err(|e| err(&e))?;
         let labels: Vec<String> = panel.bars.iter().map(|b| short(&b.0)).collect();
         chart
@@ -74,24 +74,35 @@ pub fn bar_panels(path: &Path, title: &str, panels: &[Panel]) -> Result<()> {
                 bar
             }))
             .map_err(|e| err(&e))?;
-        chart
-            .draw_series(panel.bars.iter().enumerate().map(|(i, b)| {
-                ErrorBar::new_vertical(
-                    SegmentValue::CenterOf(i),
-                    b.2,
-                    b.1,
-                    b.3,
-                    BLACK.stroke_width(1),
-                    8,
-                )
-            }))
-            .map_err(|e| err(&e))?;
+        // Min–max whiskers, then the median value above each bar.
+        for (i, b) in panel.bars.iter().enumerate() {
+            let mid = || SegmentValue::CenterOf(i);
+            let w = BLACK.stroke_width(1);
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(mid(), b.2), (mid(), b.3)],
+                    w,
+                )))
+                .map_err(|e| err(&e))?;
+            for y in [b.2, b.3] {
+                let mut cap = Rectangle::new(
+                    [(SegmentValue::Exact(i), y), (SegmentValue::Exact(i + 1), y)],
+                    w,
+                );
+                cap.set_margin(0, 0, 30, 30);
+                chart
+                    .draw_series(std::iter::once(cap))
+                    .map_err(|e| err(&e))?;
+            }
+        }
+        let label = TextStyle::from(("sans-serif", 12).into_font())
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
         chart
             .draw_series(panel.bars.iter().enumerate().map(|(i, b)| {
                 Text::new(
                     format!("{:.0}", b.1),
-                    (SegmentValue::CenterOf(i), b.3.max(b.1) + top * 0.02),
-                    ("sans-serif", 11),
+                    (SegmentValue::CenterOf(i), b.3.max(b.1) + top * 0.01),
+                    label.clone(),
                 )
             }))
             .map_err(|e| err(&e))?;
