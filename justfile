@@ -33,12 +33,15 @@ lint: setup
 # then results/speed/{summary.csv,README.md,chart.svg}. Extra args go to every rung,
 # e.g. `just speed-ablation --preset gpt2_124m`.
 speed-ablation *ARGS: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    start=$(date +%s)
     cargo build --release -p experiments --bins
-    for rung in 1_original 2_bf16 3_flash 4_kv_cache 5_gqa; do \
-        target/release/speed_$rung {{ARGS}}; \
+    for rung in 1_original 2_bf16 3_flash 4_kv_cache 5_gqa; do
+        target/release/speed_$rung {{ARGS}}
     done
-    target/release/speed_report --command "just speed-ablation {{ARGS}}" > /dev/null
-    @echo "speed ladder: results/speed/README.md"
+    target/release/speed_report --command "just speed-ablation {{ARGS}}" --wall-s $(( $(date +%s) - start )) > /dev/null
+    echo "speed ladder: results/speed/README.md"
 
 # The accuracy ladder: four rungs (+ the optional GQA rung with `--gqa`) trained from scratch
 # on Tiny Shakespeare; e.g. `just accuracy-ablation --seeds 3`.

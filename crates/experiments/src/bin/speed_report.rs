@@ -14,6 +14,9 @@ struct Args {
     /// The command that produced the results, recorded in the README.
     #[arg(long, default_value = "just speed-ablation")]
     command: String,
+    /// How long the whole ladder took (seconds), recorded in the README.
+    #[arg(long)]
+    wall_s: Option<u64>,
 }
 
 fn main() -> Result<()> {
@@ -35,7 +38,7 @@ fn main() -> Result<()> {
         experiments::docs::replace_generated(
             readme,
             "speed_summary",
-            &report::readme_summary(&rows, &args.command),
+            &report::readme_summary(&rows, &args.command, args.wall_s),
         )?;
     }
     eprintln!(

@@ -357,7 +357,7 @@ pub fn doc_section(out: &Path, rows: &[Row], command: &str) -> String {
 }
 
 /// A compact table for the top-level README: tokens/sec per rung and phase.
-pub fn readme_summary(rows: &[Row], command: &str) -> String {
+pub fn readme_summary(rows: &[Row], command: &str, wall_s: Option<u64>) -> String {
     let mut s = format!(
         "**Speed** (`{command}`, git {}, {}; tokens/sec, median of repeats; details in [results/speed](results/speed/README.md)):\n\n| rung | train | prefill | decode |\n|---|---|---|---|\n",
         rows[0].git_rev, rows[0].timestamp
@@ -379,6 +379,9 @@ pub fn readme_summary(rows: &[Row], command: &str) -> String {
             cell("prefill"),
             cell("decode")
         );
+    }
+    if let Some(w) = wall_s {
+        let _ = writeln!(s, "\nThe whole ladder took {:.1} minutes on this machine (build included).", w as f64 / 60.0);
     }
     s.push_str("\n![speed ladder](results/speed/chart.svg)\n");
     s
