@@ -1,149 +1,282 @@
-//! Where the model comes from: a Hugging Face folder (`--model`), one of our training
-//! checkpoints (`--checkpoint`), or a preset with random weights (`--preset`), plus the
-//! tokenizer and special ids that go with it.
-use anyhow::{bail, Context, Result};
+//! Where the model comes from — a Hugging Face GPT-2 / Llama folder (`--model`), one of our
+//! training checkpoints (`--checkpoint`, nanoGPT's `out_dir` with `meta.json`), or a preset
+//! with random weights (`--preset`) — plus the tokenizer and the special ids that go with it.
+use anyhow::{anyhow, bail, Context, Result};
 use data::Tokenizer;
+use model::hf::HfArch;
 use model::io::Layout;
-use model::{Attention, DType, Gpt, ModelConfig};
+use model::{Attention, DType, Gpt, ModelConfig, PosEmb};
 use std::path::{Path, PathBuf};
-use tch::{nn, Device, Kind};
+use std::sync::Mutex;
+use tch::{nn, Device};
 
-/// What the user asked for.
+/// What the user asked for. At most one of `model`, `checkpoint`, `preset`; none = the
+/// default preset ([`DEFAULT_PRESET`]).
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
     pub model: Option<PathBuf>,
     pub checkpoint: Option<PathBuf>,
     pub preset: Option<String>,
+    /// KV heads for a preset; for a folder it must match the file (or be left out).
     pub gqa: Option<usize>,
     pub attention: Attention,
     pub dtype: DType,
     pub device: Device,
-    pub seed: i64,
+    /// Seed of a preset's random weights.
+    pub seed: u64,
 }
 
+impl SourceSpec {
+    /// A preset on the CPU in fp32 with SDPA, seed 1337.
+    pub fn preset(name: &str) -> Self {
+        Self {
+            model: None,
+            checkpoint: None,
+            preset: Some(name.into()),
+            gqa: None,
+            attention: Attention::Sdpa,
+            dtype: DType::Fp32,
+            device: Device::Cpu,
+            seed: 1337,
+        }
+    }
+
+    /// A Hugging Face folder on the CPU in fp32 with SDPA.
+    pub fn model(dir: &Path) -> Self {
+        Self {
+            model: Some(dir.into()),
+            preset: None,
+            ..Self::preset(DEFAULT_PRESET)
+        }
+    }
+}
+
+/// A loaded model, ready to generate (variables frozen, cast to the run's dtype).
 pub struct Source {
-    /// For reports: "preset gpt2_124m (random weights)", "model ../shared/models/stories260K", ...
+    /// For reports: "preset gpt2_124m (random weights)", "model ../shared/models/stories260K", …
     pub label: String,
     pub vs: nn::VarStore,
     pub model: Gpt,
     pub tokenizer: Option<Box<dyn Tokenizer>>,
-    pub bos: Option<i64>,
-    pub eos: Option<i64>,
+    /// The id a prompt starts from when none is given and there is no tokenizer.
+    pub bos: i64,
+    /// Stop ids (empty for random weights: a speed run generates every token asked for).
+    pub eos: Vec<i64>,
     pub random_weights: bool,
 }
 
-/// The default when no source is given: GPT-2 small's shape, random weights.
+/// The default when no source is given: GPT-2 small's shape (124M), random weights.
 pub const DEFAULT_PRESET: &str = "gpt2_124m";
 
-fn check_gqa(gqa: Option<usize>, cfg: &ModelConfig, origin: &str) -> Result<()> {
-    if let Some(g) = gqa {
-        if g != cfg.n_kv_heads {
-            bail!(
-                "--gqa {g} conflicts with {origin}, which has n_kv_heads = {} (the number of key/value heads is fixed by the weights; drop --gqa)",
-                cfg.n_kv_heads
-            );
-        }
+/// The default prompt of a model with the GPT-2 tokenizer (as in the HF GPT-2 model card).
+pub const GPT2_DEFAULT_PROMPT: &str = "Hello, I'm a language model,";
+
+/// Set `n_kv_heads = g` (GQA-g; 1 = MQA, n_head = MHA), or say why it cannot be.
+pub fn apply_gqa(cfg: &mut ModelConfig, g: usize) -> Result<()> {
+    if g == 0 || !cfg.n_head.is_multiple_of(g) {
+        bail!(
+            "--gqa {g}: the number of KV heads must divide the number of query heads, n_head = {} (e.g. 1 = MQA, {} = MHA)",
+            cfg.n_head,
+            cfg.n_head
+        );
     }
+    cfg.n_kv_heads = g;
     Ok(())
 }
 
-/// `bos_token_id` / `eos_token_id` from a Hub config.json, if present.
-fn special_ids(dir: &Path) -> (Option<i64>, Option<i64>) {
+/// The model a spec describes: its config (run-time fields applied) and, for a folder,
+/// its flag, path and layout. Reads `config.json` only, never the weights.
+pub fn resolve(spec: &SourceSpec) -> Result<(ModelConfig, Option<(&'static str, &Path, Layout)>)> {
+    let folder = match (&spec.model, &spec.checkpoint) {
+        (Some(_), Some(_)) => bail!("give either --model or --checkpoint, not both"),
+        (Some(d), None) => Some(("--model", d.as_path())),
+        (None, Some(d)) => Some(("--checkpoint", d.as_path())),
+        (None, None) => None,
+    };
+    if folder.is_some() && spec.preset.is_some() {
+        bail!("--preset builds a model with random weights; it cannot be combined with --model or --checkpoint");
+    }
+    let (mut cfg, folder) = match folder {
+        Some((flag, dir)) => {
+            let (layout, cfg) =
+                model::io::read_config(dir).with_context(|| format!("{flag} {}", dir.display()))?;
+            if let Some(g) = spec.gqa.filter(|&g| g != cfg.n_kv_heads) {
+                bail!(
+                    "--gqa {g} conflicts with {flag} {}, which has n_kv_heads = {} (the number of key/value heads is fixed by the weights; drop --gqa)",
+                    dir.display(),
+                    cfg.n_kv_heads
+                );
+            }
+            (cfg, Some((flag, dir, layout)))
+        }
+        None => {
+            let name = spec.preset.as_deref().unwrap_or(DEFAULT_PRESET);
+            let mut cfg = ModelConfig::preset(name).map_err(|e| anyhow!("--preset: {e}"))?;
+            if let Some(g) = spec.gqa {
+                apply_gqa(&mut cfg, g)?;
+            }
+            (cfg, None)
+        }
+    };
+    cfg.attention = spec.attention;
+    cfg.dtype = spec.dtype;
+    cfg.dropout = 0.0;
+    Ok((cfg, folder))
+}
+
+/// libtorch's generator is process-wide: seeding and initialising under one lock keeps
+/// random weights reproducible when several threads (e.g. tests) build models at once.
+static RANDOM_INIT: Mutex<()> = Mutex::new(());
+
+/// Load the model (and its tokenizer) a spec describes.
+pub fn load(spec: &SourceSpec) -> Result<Source> {
+    let (cfg, folder) = resolve(spec)?;
+    let mut src = match folder {
+        Some((flag, dir, layout)) => {
+            let ctx = || format!("{flag} {}", dir.display());
+            let loaded = model::io::load_as(dir, layout, &cfg, spec.device).with_context(ctx)?;
+            let tokenizer = folder_tokenizer(dir, layout, &cfg).with_context(ctx)?;
+            let (bos, eos) = hub_special_ids(dir);
+            let eos = match (eos.is_empty(), &tokenizer) {
+                (false, _) => eos,
+                (true, Some(t)) => t.eot().map(i64::from).into_iter().collect(),
+                (true, None) => Vec::new(),
+            };
+            Source {
+                label: format!("{} {}", &flag[2..], dir.display()),
+                vs: loaded.vs,
+                model: loaded.model,
+                tokenizer,
+                bos: bos.unwrap_or_else(|| default_bos(&cfg)),
+                eos,
+                random_weights: false,
+            }
+        }
+        None => {
+            let name = spec.preset.as_deref().unwrap_or(DEFAULT_PRESET);
+            let vs = nn::VarStore::new(spec.device);
+            let model = {
+                let _lock = RANDOM_INIT.lock().unwrap_or_else(|e| e.into_inner());
+                tch::manual_seed(spec.seed as i64);
+                Gpt::new(&vs.root(), &cfg)?
+            };
+            Source {
+                label: format!("preset {name} (random weights)"),
+                vs,
+                model,
+                tokenizer: gpt2_vocab(cfg.vocab_size).then(gpt2),
+                bos: default_bos(&cfg),
+                eos: Vec::new(),
+                random_weights: true,
+            }
+        }
+    };
+    if spec.dtype == DType::Bf16 {
+        // Once, here: the per-use casts inside the model become no-ops. Norms and RoPE
+        // compute in f32 internally whatever the weights' dtype.
+        src.vs.bfloat16();
+    }
+    src.vs.freeze();
+    Ok(src)
+}
+
+impl Source {
+    /// Tokenise `text` with the model's tokenizer; an error when it has none.
+    pub fn encode(&self, text: &str) -> Result<Vec<i64>> {
+        let Some(tok) = &self.tokenizer else {
+            bail!(
+                "--prompt: {} has no tokenizer (vocabulary of {}); give token ids with --prompt-ids, e.g. --prompt-ids {}",
+                self.label,
+                self.model.cfg.vocab_size,
+                self.bos
+            );
+        };
+        let ids = tok.encode(text).context("--prompt")?;
+        Ok(ids.into_iter().map(i64::from).collect())
+    }
+
+    /// Ids to text, skipping stop ids; `None` without a tokenizer.
+    pub fn decode(&self, ids: &[i64]) -> Option<String> {
+        let tok = self.tokenizer.as_ref()?;
+        let ids: Vec<u32> = ids
+            .iter()
+            .filter(|i| !self.eos.contains(i))
+            .map(|&i| i as u32)
+            .collect();
+        Some(tok.decode(&ids))
+    }
+
+    /// The prompt used when none is given: GPT-2's [`GPT2_DEFAULT_PROMPT`], a newline for a
+    /// character vocabulary that has one, else `[bos]` (the config's `bos_token_id`, or 1
+    /// for Llama-style RoPE models and 0 otherwise).
+    pub fn default_prompt(&self) -> Vec<i64> {
+        let text = match self.tokenizer.as_ref().map(|t| t.name()) {
+            Some("gpt2") => GPT2_DEFAULT_PROMPT,
+            Some(_) => "\n",
+            None => return vec![self.bos],
+        };
+        self.encode(text)
+            .ok()
+            .filter(|ids| !ids.is_empty())
+            .unwrap_or_else(|| vec![self.bos])
+    }
+}
+
+fn gpt2() -> Box<dyn Tokenizer> {
+    Box::new(data::Gpt2Tokenizer)
+}
+
+/// GPT-2's 50257 ids, possibly padded up to a multiple of 64 (50304).
+fn gpt2_vocab(v: usize) -> bool {
+    (data::GPT2_VOCAB..=data::GPT2_VOCAB.next_multiple_of(64)).contains(&v)
+}
+
+/// Llama's `<s>` is 1; GPT-style vocabularies have no BOS, so start from id 0.
+fn default_bos(cfg: &ModelConfig) -> i64 {
+    if cfg.pos_emb == PosEmb::Rope {
+        1
+    } else {
+        0
+    }
+}
+
+/// A folder's tokenizer: its `meta.json` (our checkpoints), else GPT-2 BPE for a GPT-2
+/// vocabulary that is not a Llama model's, else none.
+fn folder_tokenizer(
+    dir: &Path,
+    layout: Layout,
+    cfg: &ModelConfig,
+) -> Result<Option<Box<dyn Tokenizer>>> {
+    let meta = dir.join("meta.json");
+    if meta.exists() {
+        let tok = data::Meta::read(&meta)?.tokenizer()?;
+        if tok.vocab_size() > cfg.vocab_size {
+            bail!(
+                "{}: the tokenizer has {} ids but the model only {}",
+                meta.display(),
+                tok.vocab_size(),
+                cfg.vocab_size
+            );
+        }
+        return Ok(Some(tok));
+    }
+    if layout == Layout::Native {
+        tracing::warn!("{}: no meta.json, so no tokenizer", dir.display());
+    }
+    Ok((gpt2_vocab(cfg.vocab_size) && layout != Layout::Hf(HfArch::Llama)).then(gpt2))
+}
+
+/// `bos_token_id` and `eos_token_id` (a number or a list) from a Hub `config.json`.
+fn hub_special_ids(dir: &Path) -> (Option<i64>, Vec<i64>) {
     let v: serde_json::Value = std::fs::read_to_string(dir.join("config.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    (
-        v.get("bos_token_id").and_then(|x| x.as_i64()),
-        v.get("eos_token_id").and_then(|x| x.as_i64()),
-    )
-}
-
-/// Cast every floating variable to `kind` in place (weights for bf16 inference).
-fn cast_vars(vs: &nn::VarStore, kind: Kind) {
-    tch::no_grad(|| {
-        for (_, mut v) in vs.variables() {
-            if v.is_floating_point() && v.kind() != kind {
-                v.set_data(&v.to_kind(kind));
-            }
-        }
-    });
-}
-
-pub fn load(spec: &SourceSpec) -> Result<Source> {
-    let run_time = |cfg: &mut ModelConfig| {
-        cfg.attention = spec.attention;
-        cfg.dtype = spec.dtype;
-        cfg.dropout = 0.0;
+    let bos = v.get("bos_token_id").and_then(|x| x.as_i64());
+    let eos = match v.get("eos_token_id") {
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_i64()).collect(),
+        Some(x) => x.as_i64().into_iter().collect(),
+        None => Vec::new(),
     };
-    let mut src = if let Some(dir) = &spec.model {
-        let (layout, mut cfg) =
-            model::io::read_config(dir).with_context(|| format!("--model {}", dir.display()))?;
-        check_gqa(spec.gqa, &cfg, &format!("--model {}", dir.display()))?;
-        run_time(&mut cfg);
-        let loaded = model::io::load_as(dir, layout, &cfg, spec.device)
-            .with_context(|| format!("--model {}", dir.display()))?;
-        let gpt2 =
-            layout == Layout::Hf(model::hf::HfArch::Gpt2) && cfg.vocab_size >= data::GPT2_VOCAB;
-        let (bos, eos) = special_ids(dir);
-        Source {
-            label: format!("model {}", dir.display()),
-            vs: loaded.vs,
-            model: loaded.model,
-            tokenizer: gpt2.then(|| Box::new(data::Gpt2Tokenizer) as Box<dyn Tokenizer>),
-            bos,
-            eos: eos.or(gpt2.then_some(data::GPT2_EOT as i64)),
-            random_weights: false,
-        }
-    } else if let Some(dir) = &spec.checkpoint {
-        let (layout, mut cfg) = model::io::read_config(dir)
-            .with_context(|| format!("--checkpoint {}", dir.display()))?;
-        check_gqa(spec.gqa, &cfg, &format!("--checkpoint {}", dir.display()))?;
-        run_time(&mut cfg);
-        let loaded = model::io::load_as(dir, layout, &cfg, spec.device)
-            .with_context(|| format!("--checkpoint {}", dir.display()))?;
-        let meta_path = dir.join("meta.json");
-        let tokenizer = match data::Meta::read(&meta_path) {
-            Ok(meta) => Some(meta.tokenizer()?),
-            Err(_) => None,
-        };
-        let eos = tokenizer.as_ref().and_then(|t| t.eot()).map(i64::from);
-        Source {
-            label: format!("checkpoint {}", dir.display()),
-            vs: loaded.vs,
-            model: loaded.model,
-            tokenizer,
-            bos: None,
-            eos,
-            random_weights: false,
-        }
-    } else {
-        let name = spec.preset.as_deref().unwrap_or(DEFAULT_PRESET);
-        let mut cfg = ModelConfig::preset(name).map_err(|e| anyhow::anyhow!("--preset: {e}"))?;
-        if let Some(g) = spec.gqa {
-            if g == 0 || !cfg.n_head.is_multiple_of(g) {
-                bail!("--gqa {g}: must divide the number of query heads, n_head = {} (e.g. 1 = MQA, {} = MHA)", cfg.n_head, cfg.n_head);
-            }
-            cfg.n_kv_heads = g;
-        }
-        run_time(&mut cfg);
-        tch::manual_seed(spec.seed);
-        let vs = nn::VarStore::new(spec.device);
-        let model = Gpt::new(&vs.root(), &cfg)?;
-        let gpt2 = cfg.vocab_size >= data::GPT2_VOCAB;
-        Source {
-            label: format!("preset {name} (random weights)"),
-            vs,
-            model,
-            tokenizer: gpt2.then(|| Box::new(data::Gpt2Tokenizer) as Box<dyn Tokenizer>),
-            bos: None,
-            eos: None, // random weights: run the full --max-new-tokens
-            random_weights: true,
-        }
-    };
-    if spec.dtype == DType::Bf16 {
-        cast_vars(&src.vs, Kind::BFloat16);
-    }
-    src.vs.freeze();
-    Ok(src)
+    (bos, eos)
 }

@@ -104,6 +104,10 @@ pub struct AccuracyArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Keep the seeds already recorded for this rung and run only the missing ones
+    /// (e.g. `--seeds 3 --append` after a 1-seed run).
+    #[arg(long)]
+    pub append: bool,
 }
 
 /// What one rung measured, over its seeds.
@@ -160,9 +164,28 @@ pub fn main(rung: Rung) -> Result<()> {
         timestamp: crate::sys::timestamp_utc(),
         machine: crate::sys::cpu_name(),
     };
+    let path = args.out.join("rungs").join(format!("{}.json", rung.name()));
+    if args.append && path.exists() {
+        let old: RungRecord = serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("reading {}", path.display()))?;
+        anyhow::ensure!(
+            old.overrides == rec.overrides,
+            "--append: {} was made with other overrides ({:?}); rerun without --append",
+            path.display(),
+            old.overrides
+        );
+        rec = RungRecord {
+            command: format!("{} + {}", old.command, rec.command),
+            ..old
+        };
+        rec.tokens_per_sec *= rec.seeds.len() as f64; // a sum again, divided at the end
+    }
     for k in 0..args.seeds {
         let mut cfg = TrainConfig::load(&args.config, &sets)?;
         cfg.run.seed += k as u64;
+        if rec.seeds.contains(&cfg.run.seed) {
+            continue;
+        }
         cfg.run.name = format!("{}_seed{}", rung.name(), cfg.run.seed);
         cfg.run.out_dir = args
             .runs_dir
@@ -204,12 +227,12 @@ pub fn main(rung: Rung) -> Result<()> {
         rec.final_val_loss.push(out.final_val_loss);
         rec.final_train_loss.push(out.final_train_loss);
         rec.wall_s += out.wall_s;
-        rec.tokens_per_sec += out.tokens_per_sec / args.seeds as f64;
-        if k == 0 {
+        rec.tokens_per_sec += out.tokens_per_sec;
+        if rec.sample.is_empty() {
             rec.sample = out.sample.clone();
         }
     }
-    let path = args.out.join("rungs").join(format!("{}.json", rung.name()));
+    rec.tokens_per_sec /= rec.seeds.len().max(1) as f64; // mean over seeds
     std::fs::create_dir_all(path.parent().unwrap_or(&args.out))?;
     model::io::write_atomic(&path, |tmp| {
         Ok(std::fs::write(

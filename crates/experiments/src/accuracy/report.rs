@@ -58,24 +58,43 @@ pub fn summary_row(r: &RungRecord) -> SummaryRow {
 
 /// Is the difference of two rungs' means larger than the seed noise? The noise is the
 /// standard error of the difference, 2·sqrt(s₁²/n₁ + s₂²/n₂) (about a 95 % interval).
-/// With a single seed there is no noise estimate.
-pub fn beyond_noise(a: &SummaryRow, b: &SummaryRow) -> Option<bool> {
-    if a.seeds < 2 || b.seeds < 2 {
-        return None;
-    }
-    let se =
-        (a.val_loss_std.powi(2) / a.seeds as f64 + b.val_loss_std.powi(2) / b.seeds as f64).sqrt();
-    Some((a.val_loss_mean - b.val_loss_mean).abs() > 2.0 * se)
+/// A rung with a single seed has no spread of its own: it borrows `pooled` (the seed
+/// standard deviation of the rung with the most seeds, same config); the flag says so.
+pub fn beyond_noise(a: &SummaryRow, b: &SummaryRow, pooled: Option<f64>) -> Option<(bool, bool)> {
+    let std = |r: &SummaryRow| {
+        if r.seeds >= 2 {
+            Some(r.val_loss_std)
+        } else {
+            pooled
+        }
+    };
+    let (sa, sb) = (std(a)?, std(b)?);
+    let se = (sa * sa / a.seeds as f64 + sb * sb / b.seeds as f64).sqrt();
+    let borrowed = a.seeds < 2 || b.seeds < 2;
+    Some((
+        (a.val_loss_mean - b.val_loss_mean).abs() > 2.0 * se,
+        borrowed,
+    ))
 }
 
-fn delta(a: &SummaryRow, b: Option<&SummaryRow>) -> String {
+/// The seed spread of the rung with the most seeds (at least 2), and its name.
+pub fn pooled_std(rows: &[SummaryRow]) -> Option<(f64, String)> {
+    rows.iter()
+        .filter(|r| r.seeds >= 2)
+        .max_by_key(|r| r.seeds)
+        .map(|r| (r.val_loss_std, r.rung.clone()))
+}
+
+fn delta(a: &SummaryRow, b: Option<&SummaryRow>, pooled: Option<f64>) -> String {
     match b {
-        None => "–".into(),
+        None => "– | –".into(),
         Some(b) => {
             let d = a.val_loss_mean - b.val_loss_mean;
-            let noise = match beyond_noise(a, b) {
-                Some(true) => "yes",
-                Some(false) => "no",
+            let noise = match beyond_noise(a, b, pooled) {
+                Some((true, false)) => "yes",
+                Some((false, false)) => "no",
+                Some((true, true)) => "yes*",
+                Some((false, true)) => "no*",
                 None => "n/a (1 seed)",
             };
             format!("{d:+.4} | {noise}")
@@ -128,8 +147,10 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
                     .push(row["val_loss"]);
             }
         }
+        // Step 0 (ln V at init) would flatten the curves; start at the first eval after it.
         let points = by_step
             .into_iter()
+            .filter(|(s, _)| *s > 0)
             .map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64))
             .collect();
         curves.push(chart::Curve {
@@ -139,12 +160,13 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
     }
     chart::lines(
         &out.join("val_loss.svg"),
-        "Accuracy ladder: validation loss",
+        "Accuracy ladder: validation loss (mean over seeds, from the first eval after init)",
         "step",
         "val loss (nats/token)",
         &curves,
     )?;
 
+    let pooled = pooled_std(&rows).map(|p| p.0);
     let r0 = &recs[0];
     let mut s = String::from("# Accuracy ladder results\n\nProduced by the code, not typed in: ");
     let _ = writeln!(
@@ -166,11 +188,14 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
             row.seeds,
             row.val_loss_mean,
             row.val_loss_std,
-            delta(row, prev),
-            delta(row, orig),
+            delta(row, prev, pooled),
+            delta(row, orig, pooled),
             row.tokens_per_sec,
             row.wall_s
         );
+    }
+    if let Some((sd, from)) = pooled_std(&rows).filter(|_| rows.iter().any(|r| r.seeds < 2)) {
+        let _ = writeln!(s, "\n\\* a rung with one seed borrows the seed spread of `{from}` (std {sd:.4}, same config) as its noise.");
     }
     let total: f64 = rows.iter().map(|r| r.wall_s).sum();
     let _ = writeln!(s, "\nTotal training time: {:.1} minutes.\n\n![validation loss curves](val_loss.svg)\n\n## Samples\n", total / 60.0);
@@ -235,7 +260,8 @@ fn doc_section(rows: &[SummaryRow], recs: &[RungRecord], command: &str) -> Strin
         }
         let p = &rows[i - 1];
         let d = r.val_loss_mean - p.val_loss_mean;
-        let verdict = match beyond_noise(r, p) {
+        let pooled = pooled_std(rows).map(|p| p.0);
+        let verdict = match beyond_noise(r, p, pooled).map(|x| x.0) {
             Some(true) if d < 0.0 => "helped, beyond seed noise",
             Some(true) => "hurt, beyond seed noise",
             Some(false) => "within seed noise: no measurable effect at this scale",

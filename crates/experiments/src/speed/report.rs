@@ -381,7 +381,11 @@ pub fn readme_summary(rows: &[Row], command: &str, wall_s: Option<u64>) -> Strin
         );
     }
     if let Some(w) = wall_s {
-        let _ = writeln!(s, "\nThe whole ladder took {:.1} minutes on this machine (build included).", w as f64 / 60.0);
+        let _ = writeln!(
+            s,
+            "\nThe whole ladder took {:.1} minutes on this machine (build included).",
+            w as f64 / 60.0
+        );
     }
     s.push_str("\n![speed ladder](results/speed/chart.svg)\n");
     s

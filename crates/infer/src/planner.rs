@@ -1,0 +1,121 @@
+//! The memory planner: weight bytes, KV-cache bytes per token (2 · layers · n_kv_heads ·
+//! head_dim · bytes, the accounting of Pope et al. 2022 and the GQA paper, Ainslie et al.
+//! 2023), and how many context tokens fit in a memory budget once the weights are loaded —
+//! for MHA, the chosen GQA and MQA side by side.
+use model::accounting::{kv_cache_bytes_per_token, weight_bytes};
+use model::ModelConfig;
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanRow {
+    pub n_kv_heads: usize,
+    /// "MHA", "GQA" or "MQA".
+    pub kind: &'static str,
+    /// The row of the chosen config.
+    pub chosen: bool,
+    pub weight_bytes: usize,
+    pub kv_bytes_per_token: usize,
+    /// Context tokens that fit after the weights (all sequences together): ⌊(M − W) / kv⌋.
+    pub tokens_that_fit: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub memory_gb: f64,
+    pub bytes_per_elem: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub head_dim: usize,
+    pub block_size: usize,
+    pub rows: Vec<PlanRow>,
+}
+
+fn kind(cfg: &ModelConfig, n_kv: usize) -> &'static str {
+    match n_kv {
+        k if k == cfg.n_head => "MHA",
+        1 => "MQA",
+        _ => "GQA",
+    }
+}
+
+/// One row: `cfg` as it is, in `bytes_per_elem` bytes per number, in `memory_bytes`.
+pub fn plan_row(cfg: &ModelConfig, bytes_per_elem: usize, memory_bytes: f64) -> PlanRow {
+    let weights = weight_bytes(cfg, bytes_per_elem);
+    let kv = kv_cache_bytes_per_token(cfg, bytes_per_elem);
+    let left = (memory_bytes - weights as f64).max(0.0);
+    PlanRow {
+        n_kv_heads: cfg.n_kv_heads,
+        kind: kind(cfg, cfg.n_kv_heads),
+        chosen: true,
+        weight_bytes: weights,
+        kv_bytes_per_token: kv,
+        tokens_that_fit: (left / kv as f64).floor() as usize,
+    }
+}
+
+/// MHA, the chosen `n_kv_heads` and MQA (each once), for a budget of `memory_gb` (10⁹ bytes).
+pub fn plan(cfg: &ModelConfig, bytes_per_elem: usize, memory_gb: f64) -> Plan {
+    let mut kvs = vec![cfg.n_head, cfg.n_kv_heads, 1];
+    kvs.dedup();
+    let rows = kvs
+        .into_iter()
+        .map(|k| {
+            let c = ModelConfig {
+                n_kv_heads: k,
+                ..cfg.clone()
+            };
+            PlanRow {
+                chosen: k == cfg.n_kv_heads,
+                ..plan_row(&c, bytes_per_elem, memory_gb * 1e9)
+            }
+        })
+        .collect();
+    Plan {
+        memory_gb,
+        bytes_per_elem,
+        n_layer: cfg.n_layer,
+        n_head: cfg.n_head,
+        head_dim: cfg.head_dim(),
+        block_size: cfg.block_size,
+        rows,
+    }
+}
+
+impl Plan {
+    /// The plan as a small table.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "memory plan: {} layers, {} query heads of {} dims, {} bytes per number, budget {} GB",
+            self.n_layer, self.n_head, self.head_dim, self.bytes_per_elem, self.memory_gb
+        );
+        let _ = writeln!(
+            s,
+            "  {:<10}  {:>12}  {:>14}  {:>19}  {:>18}",
+            "KV heads", "weights (MB)", "KV bytes/token", "tokens that fit", "sequences of ctx"
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                s,
+                "  {:<10}  {:>12.1}  {:>14}  {:>19}  {:>18}{}",
+                format!("{} ({})", r.n_kv_heads, r.kind),
+                r.weight_bytes as f64 / 1e6,
+                r.kv_bytes_per_token,
+                r.tokens_that_fit,
+                r.tokens_that_fit / self.block_size.max(1),
+                if r.chosen { "  <- chosen" } else { "" }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  (tokens that fit = (budget − weights) / KV bytes per token; a sequence of ctx = {} tokens, the full block_size)",
+            self.block_size
+        );
+        if self.rows.iter().all(|r| r.tokens_that_fit == 0) {
+            let _ = writeln!(s, "  the weights alone exceed the budget");
+        }
+        s
+    }
+}
