@@ -17,15 +17,16 @@ use tch::Device;
 pub enum Format {
     /// Stream the text to stdout, then a short report on stderr.
     Text,
-    /// One JSON object on stdout (ids, text, timings, memory, settings).
+    /// One JSON object on stdout: ids and text (one entry per sequence), prompt_ids, ttft_ms, prefill/decode_tokens_per_sec, kv_cache_bytes, peak_rss_bytes, settings.
     Json,
 }
 
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "infer",
+    allow_negative_numbers = true,
     about = "Generate with a GPT-2 / Llama-style model and measure it: prefill the prompt in one forward, then decode token by token with or without a KV cache; report time to first token, prefill and decode tokens/sec, KV-cache bytes and peak memory.",
-    after_help = "Model: --model (Hugging Face GPT-2 or Llama folder), --checkpoint (a training run's ckpt folder) or --preset; with none of them, preset gpt2_124m (GPT-2 small's shape) with random weights, which measures speed only.\n\nDefault prompt: \"Hello, I'm a language model,\" with the GPT-2 tokenizer, a newline with a character vocabulary, else the single id bos_token_id from config.json (1 for Llama-style RoPE models, 0 otherwise).\n\nExamples:\n  infer --kv-cache --gqa 4                      random GPT-2-small shape, 4 KV heads (GQA)\n  infer --model ../shared/models/stories260K --prompt-ids 1 --temperature 0 --kv-cache\n  infer --checkpoint runs/shakespeare_char/ckpt --prompt 'ROMEO:' --max-new-tokens 200 --kv-cache\n  infer --plan --memory-gb 16 --gqa 4 --dtype bf16   how much context fits in 16 GB\n\nLogs: RUST_LOG=info (or debug) on stderr."
+    after_help = "Model: --model (Hugging Face GPT-2 or Llama folder), --checkpoint (a training run's ckpt folder) or --preset; with none of them, preset gpt2_124m (GPT-2 small's shape) with random weights, which measures speed only.\n\nDefault prompt: \"Hello, I'm a language model,\" with the GPT-2 tokenizer, a newline with a character vocabulary, else the single id bos_token_id from config.json (1 for Llama-style RoPE models, 0 otherwise).\n\nExamples:\n  infer --kv-cache --gqa 4                      random GPT-2-small shape, 4 KV heads (GQA)\n  infer --model ../shared/models/stories260K --prompt-ids 1 --temperature 0 --kv-cache\n  infer --checkpoint runs/shakespeare_char_cpu/ckpt --prompt 'ROMEO:' --max-new-tokens 200 --kv-cache\n  infer --plan --memory-gb 16 --gqa 4 --dtype bf16   how much context fits in 16 GB\n\nLogs: RUST_LOG=info (or debug) on stderr."
 )]
 #[command(group(ArgGroup::new("source").args(["model", "checkpoint", "preset"])))]
 #[command(group(ArgGroup::new("input").args(["prompt", "prompt_ids"])))]
@@ -218,20 +219,6 @@ pub fn run(args: &Args) -> Result<()> {
     sampler.validate()?;
     let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
     let src = source::load(&spec)?;
-    if src.random_weights {
-        eprintln!(
-            "note: {}: the output is noise; this run measures speed only",
-            src.label
-        );
-        if args.model.is_none() && args.checkpoint.is_none() {
-            if let Some(ck) = find_checkpoint(Path::new("runs")) {
-                eprintln!(
-                    "hint: a trained checkpoint exists; try --checkpoint {}",
-                    ck.display()
-                );
-            }
-        }
-    }
     let prompt = match (prompt_ids, &args.prompt) {
         (Some(ids), _) => {
             let vocab = src.model.cfg.vocab_size as i64;
@@ -251,6 +238,20 @@ pub fn run(args: &Args) -> Result<()> {
         std::slice::from_ref(&prompt),
         args.max_new_tokens,
     )?;
+    if src.random_weights {
+        eprintln!(
+            "note: {}: the output is noise; this run measures speed only",
+            src.label
+        );
+        if args.model.is_none() && args.checkpoint.is_none() {
+            if let Some(ck) = find_checkpoint(Path::new("runs")) {
+                eprintln!(
+                    "hint: a trained checkpoint exists; try --checkpoint {}",
+                    ck.display()
+                );
+            }
+        }
+    }
     let opts = GenOptions {
         max_new_tokens: args.max_new_tokens,
         kv_cache: args.kv_cache,
@@ -266,8 +267,9 @@ pub fn run(args: &Args) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let shown = src.decode(&prompt).unwrap_or_else(|| join_ids(&prompt));
     if text_mode {
-        write!(out, "{shown}")?;
-        out.flush()?;
+        // A closed stdout (e.g. `| head`) must not stop the measurement: write errors are
+        // ignored in text mode.
+        let _ = write!(out, "{shown}").and_then(|_| out.flush());
     }
     let mut utf8 = Utf8Stream::default();
     let prompts = vec![prompt.clone(); args.batch];
@@ -280,7 +282,6 @@ pub fn run(args: &Args) -> Result<()> {
             Some(tok) => utf8.push(&tok.decode_bytes(&[id as u32])),
             None => format!(" {id}"),
         };
-        // A closed stdout (e.g. `| head`) must not stop the measurement.
         let _ = write!(out, "{piece}").and_then(|_| out.flush());
     })?;
     let cfg = &src.model.cfg;

@@ -136,6 +136,13 @@ pub fn generate(
     let prefill_s = t0.elapsed().as_secs_f64();
     let mut next = opts.sampler.sample(&logits, &mut rng)?; // on the host: synchronised
     let ttft_s = t0.elapsed().as_secs_f64();
+    tracing::debug!(
+        "prefill of {b} × {p} tokens: {:.1} ms; KV cache {}",
+        prefill_s * 1e3,
+        cache
+            .as_ref()
+            .map_or("off".into(), |c| format!("{} bytes allocated", c.bytes()))
+    );
 
     let mut out: Vec<Vec<i64>> = vec![Vec::with_capacity(opts.max_new_tokens); b];
     let mut done = vec![false; b];

@@ -84,9 +84,18 @@ pub fn apply_gqa(cfg: &mut ModelConfig, g: usize) -> Result<()> {
     Ok(())
 }
 
+/// A model folder named on the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Folder<'a> {
+    /// "--model" or "--checkpoint".
+    pub flag: &'static str,
+    pub dir: &'a Path,
+    pub layout: Layout,
+}
+
 /// The model a spec describes: its config (run-time fields applied) and, for a folder,
-/// its flag, path and layout. Reads `config.json` only, never the weights.
-pub fn resolve(spec: &SourceSpec) -> Result<(ModelConfig, Option<(&'static str, &Path, Layout)>)> {
+/// where it is. Reads `config.json` only, never the weights.
+pub fn resolve(spec: &SourceSpec) -> Result<(ModelConfig, Option<Folder<'_>>)> {
     let folder = match (&spec.model, &spec.checkpoint) {
         (Some(_), Some(_)) => bail!("give either --model or --checkpoint, not both"),
         (Some(d), None) => Some(("--model", d.as_path())),
@@ -107,7 +116,7 @@ pub fn resolve(spec: &SourceSpec) -> Result<(ModelConfig, Option<(&'static str, 
                     cfg.n_kv_heads
                 );
             }
-            (cfg, Some((flag, dir, layout)))
+            (cfg, Some(Folder { flag, dir, layout }))
         }
         None => {
             let name = spec.preset.as_deref().unwrap_or(DEFAULT_PRESET);
@@ -132,7 +141,7 @@ static RANDOM_INIT: Mutex<()> = Mutex::new(());
 pub fn load(spec: &SourceSpec) -> Result<Source> {
     let (cfg, folder) = resolve(spec)?;
     let mut src = match folder {
-        Some((flag, dir, layout)) => {
+        Some(Folder { flag, dir, layout }) => {
             let ctx = || format!("{flag} {}", dir.display());
             let loaded = model::io::load_as(dir, layout, &cfg, spec.device).with_context(ctx)?;
             let tokenizer = folder_tokenizer(dir, layout, &cfg).with_context(ctx)?;
@@ -177,6 +186,19 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
         src.vs.bfloat16();
     }
     src.vs.freeze();
+    let c = &src.model.cfg;
+    tracing::info!(
+        "{}: {} parameters, {} layers, {} heads ({} for K/V), context {}, {:?}, {:?} attention, tokenizer {}",
+        src.label,
+        model::accounting::param_count(c).total,
+        c.n_layer,
+        c.n_head,
+        c.n_kv_heads,
+        c.block_size,
+        c.dtype,
+        c.attention,
+        src.tokenizer.as_ref().map_or("none", |t| t.name())
+    );
     Ok(src)
 }
 
@@ -185,13 +207,19 @@ impl Source {
     pub fn encode(&self, text: &str) -> Result<Vec<i64>> {
         let Some(tok) = &self.tokenizer else {
             bail!(
-                "--prompt: {} has no tokenizer (vocabulary of {}); give token ids with --prompt-ids, e.g. --prompt-ids {}",
+                "--prompt: {} has no tokenizer (vocabulary of {} ids): use --prompt-ids instead, e.g. --prompt-ids {}",
                 self.label,
                 self.model.cfg.vocab_size,
                 self.bos
             );
         };
-        let ids = tok.encode(text).context("--prompt")?;
+        let ids = tok.encode(text).with_context(|| {
+            format!(
+                "--prompt: the text cannot be encoded with the {} tokenizer of {}",
+                tok.name(),
+                self.label
+            )
+        })?;
         Ok(ids.into_iter().map(i64::from).collect())
     }
 

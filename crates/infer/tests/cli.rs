@@ -18,6 +18,11 @@ fn infer(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Whitespace-separated arguments.
+fn w(args: &str) -> Vec<&str> {
+    args.split_whitespace().collect()
+}
+
 fn json(args: &[&str]) -> serde_json::Value {
     let (ok, out, err) = infer(args);
     assert!(ok, "{args:?}: {err}");
@@ -26,21 +31,7 @@ fn json(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn json_output_has_the_documented_keys() {
-    let v = json(&[
-        "--preset",
-        "gpt2_tiny",
-        "--prompt-ids",
-        "1,2,3",
-        "--max-new-tokens",
-        "5",
-        "--kv-cache",
-        "--gqa",
-        "2",
-        "--threads",
-        "1",
-        "--format",
-        "json",
-    ]);
+    let v = json(&w("--preset gpt2_tiny --prompt-ids 1,2,3 --max-new-tokens 5 --kv-cache --gqa 2 --threads 1 --format json"));
     for k in [
         "ids",
         "text",
@@ -87,20 +78,7 @@ fn json_output_has_the_documented_keys() {
 
 #[test]
 fn batch_and_bf16_and_no_cache_run() {
-    let v = json(&[
-        "--preset",
-        "llama_tiny",
-        "--batch",
-        "3",
-        "--dtype",
-        "bf16",
-        "--attention",
-        "naive",
-        "--max-new-tokens",
-        "4",
-        "--format",
-        "json",
-    ]);
+    let v = json(&w("--preset llama_tiny --batch 3 --dtype bf16 --attention naive --max-new-tokens 4 --format json"));
     assert_eq!(v["ids"].as_array().unwrap().len(), 3);
     assert_eq!(v["prompt_ids"], serde_json::json!([1])); // Llama-style: BOS = 1
     assert_eq!(v["kv_cache_bytes"], 0);
@@ -110,17 +88,9 @@ fn batch_and_bf16_and_no_cache_run() {
 
 #[test]
 fn text_mode_streams_and_reports_on_stderr() {
-    let (ok, out, err) = infer(&[
-        "--preset",
-        "gpt2_tiny",
-        "--prompt-ids",
-        "7",
-        "--temperature",
-        "0",
-        "--max-new-tokens",
-        "3",
-        "--kv-cache",
-    ]);
+    let (ok, out, err) = infer(&w(
+        "--preset gpt2_tiny --prompt-ids 7 --temperature 0 --max-new-tokens 3 --kv-cache",
+    ));
     assert!(ok, "{err}");
     assert_eq!(out.split_whitespace().count(), 4, "{out}"); // the prompt id and 3 new ids
     for k in [
@@ -173,84 +143,57 @@ fn stories260k_from_bos_matches_the_reference() {
 
 #[test]
 fn bad_input_is_a_clear_error() {
-    let cases: &[(&[&str], &str)] = &[
+    let cases = [
         (
-            &["--preset", "gpt5"],
+            "--preset gpt5",
             "unknown preset 'gpt5' (expected one of: gpt2_124m",
         ),
+        ("--model /nonexistent/folder", "--model /nonexistent/folder"),
         (
-            &["--model", "/nonexistent/folder"],
-            "--model /nonexistent/folder",
-        ),
-        (
-            &["--checkpoint", "/nonexistent/ckpt"],
+            "--checkpoint /nonexistent/ckpt",
             "--checkpoint /nonexistent/ckpt",
         ),
         (
-            &["--gqa", "5", "--plan"],
+            "--gqa 5 --plan",
             "--gqa 5: the number of KV heads must divide the number of query heads, n_head = 12",
         ),
-        (&["--preset", "gpt2_tiny", "--gqa", "3"], "--gqa 3"),
-        (&["--preset", "gpt2_tiny", "--gqa", "0"], "--gqa 0"),
+        ("--preset gpt2_tiny --gqa 3", "--gqa 3"),
+        ("--preset gpt2_tiny --gqa 0", "--gqa 0"),
         (
-            &[
-                "--preset",
-                "gpt2_tiny",
-                "--prompt-ids",
-                "1,2",
-                "--max-new-tokens",
-                "100",
-            ],
+            "--preset gpt2_tiny --prompt-ids 1,2 --max-new-tokens 100",
             "prompt (2 tokens) + --max-new-tokens (100) = 102 exceeds the model's context of 64",
         ),
+        ("--preset gpt2_tiny --prompt-ids ,", "empty prompt"),
         (
-            &["--preset", "gpt2_tiny", "--prompt-ids", ","],
-            "empty prompt",
-        ),
-        (
-            &["--preset", "gpt2_tiny", "--prompt-ids", "1,x"],
+            "--preset gpt2_tiny --prompt-ids 1,x",
             "--prompt-ids: 'x' is not a token id",
         ),
+        ("--preset gpt2_tiny --prompt-ids 1,-3", "--prompt-ids: '-3'"),
         (
-            &["--preset", "gpt2_tiny", "--prompt-ids", "1,-3"],
-            "--prompt-ids: '-3'",
-        ),
-        (
-            &["--preset", "gpt2_tiny", "--prompt-ids", "300"],
+            "--preset gpt2_tiny --prompt-ids 300",
             "--prompt-ids: id 300 is outside",
         ),
+        ("--preset gpt2_tiny --prompt hi", "use --prompt-ids"),
         (
-            &["--preset", "gpt2_tiny", "--prompt", "hi"],
-            "use --prompt-ids",
-        ),
-        (
-            &["--preset", "gpt2_small_cpu", "--prompt", ""],
-            "empty prompt",
-        ),
-        (
-            &["--preset", "gpt2_tiny", "--max-new-tokens", "0"],
+            "--preset gpt2_tiny --max-new-tokens 0",
             "--max-new-tokens must be at least 1",
         ),
-        (&["--preset", "gpt2_tiny", "--batch", "0"], "--batch"),
-        (&["--preset", "gpt2_tiny", "--top-p", "0"], "--top-p"),
-        (
-            &["--preset", "gpt2_tiny", "--temperature", "-1"],
-            "--temperature",
-        ),
-        (
-            &["--preset", "gpt2_tiny", "--device", "tpu"],
-            "--device 'tpu'",
-        ),
-        (&["--preset", "gpt2_tiny", "--dtype", "fp8"], "fp8"),
-        (
-            &["--preset", "gpt2_tiny", "--attention", "flashy"],
-            "flashy",
-        ),
-        (&["--plan", "--memory-gb", "-1"], "--memory-gb"),
-        (&["--preset", "gpt2_tiny", "--model", "x"], "--model"),
+        ("--preset gpt2_tiny --batch 0", "--batch"),
+        ("--preset gpt2_tiny --top-p 0", "--top-p"),
+        ("--preset gpt2_tiny --temperature -1", "--temperature"),
+        ("--preset gpt2_tiny --device tpu", "--device 'tpu'"),
+        ("--preset gpt2_tiny --dtype fp8", "fp8"),
+        ("--preset gpt2_tiny --attention flashy", "flashy"),
+        ("--plan --memory-gb -1", "--memory-gb"),
+        ("--preset gpt2_tiny --model x", "--model"),
     ];
+    let empty = ["--preset", "gpt2_small_cpu", "--prompt", ""];
+    let cases = cases
+        .iter()
+        .map(|(a, want)| (w(a), *want))
+        .chain([(empty.to_vec(), "empty prompt")]);
     for (args, want) in cases {
-        let (ok, _, err) = infer(args);
+        let (ok, _, err) = infer(&args);
         assert!(!ok, "{args:?} should fail");
         assert!(err.contains(want), "{args:?}: want '{want}' in: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
@@ -276,30 +219,14 @@ fn the_prompt_text_uses_the_gpt2_tokenizer() {
 
 #[test]
 fn plan_prints_the_gqa_saving() {
-    let (ok, out, err) = infer(&[
-        "--plan",
-        "--memory-gb",
-        "8",
-        "--gqa",
-        "4",
-        "--dtype",
-        "bf16",
-    ]);
+    let (ok, out, err) = infer(&w("--plan --memory-gb 8 --gqa 4 --dtype bf16"));
     assert!(ok, "{err}");
     // GPT-2 small in bf16: 36864 bytes per token with MHA, a third of that with 4 KV heads.
     assert!(
         out.contains("36864") && out.contains("12288") && out.contains("<- chosen"),
         "{out}"
     );
-    let v = json(&[
-        "--plan",
-        "--memory-gb",
-        "8",
-        "--gqa",
-        "4",
-        "--format",
-        "json",
-    ]);
+    let v = json(&w("--plan --memory-gb 8 --gqa 4 --format json"));
     let rows = v["rows"].as_array().unwrap();
     let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["MHA", "GQA", "MQA"]);
