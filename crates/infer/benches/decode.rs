@@ -2,8 +2,8 @@
 //! (one token through the model, attending to the cached prefix) and without it (the
 //! whole context again), for MHA (12 KV heads) and GQA-4 (Ainslie et al. 2023).
 //! `cargo bench -p infer` (a small GPT-2-shaped model: 4 layers, 12 heads, 384 wide, fp32;
-//! about a minute in all).
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+//! under a minute in all).
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 use model::{Gpt, KvCache, ModelConfig};
 use std::time::Duration;
 use tch::{nn, Device, Kind, Tensor};
@@ -17,8 +17,9 @@ fn bench(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("decode_step");
     group
-        .measurement_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_millis(1500))
         .warm_up_time(Duration::from_millis(300))
+        .sampling_mode(SamplingMode::Flat) // steps of tens of ms: no ramp of iteration counts
         .sample_size(10);
     for (label, n_kv) in [("mha", base.n_head), ("gqa4", 4)] {
         let cfg = ModelConfig {

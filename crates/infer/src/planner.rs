@@ -94,7 +94,7 @@ impl Plan {
         let _ = writeln!(
             s,
             "  {:<10}  {:>12}  {:>14}  {:>19}  {:>18}",
-            "KV heads", "weights (MB)", "KV bytes/token", "tokens that fit", "sequences of ctx"
+            "KV heads", "weights (MB)", "KV bytes/token", "tokens that fit", "batch at full ctx"
         );
         for r in &self.rows {
             let _ = writeln!(
@@ -110,7 +110,7 @@ impl Plan {
         }
         let _ = writeln!(
             s,
-            "  (tokens that fit = (budget − weights) / KV bytes per token; a sequence of ctx = {} tokens, the full block_size)",
+            "  (tokens that fit = (budget − weights) / KV bytes per token, shared by all sequences; batch at full ctx = sequences of {} tokens, the full block_size)",
             self.block_size
         );
         if self.rows.iter().all(|r| r.tokens_that_fit == 0) {

@@ -133,8 +133,8 @@ pub fn resolve(spec: &SourceSpec) -> Result<(ModelConfig, Option<Folder<'_>>)> {
     Ok((cfg, folder))
 }
 
-/// libtorch's generator is process-wide: seeding and initialising under one lock keeps
-/// random weights reproducible when several threads (e.g. tests) build models at once.
+/// libtorch's generator is process-wide: every model is built under one lock, so a seeded
+/// preset draws the same weights even while other threads (e.g. tests) build models.
 static RANDOM_INIT: Mutex<()> = Mutex::new(());
 
 /// Load the model (and its tokenizer) a spec describes.
@@ -143,7 +143,11 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
     let mut src = match folder {
         Some(Folder { flag, dir, layout }) => {
             let ctx = || format!("{flag} {}", dir.display());
-            let loaded = model::io::load_as(dir, layout, &cfg, spec.device).with_context(ctx)?;
+            let loaded = {
+                // Building the model draws its (then overwritten) initial weights.
+                let _lock = RANDOM_INIT.lock().unwrap_or_else(|e| e.into_inner());
+                model::io::load_as(dir, layout, &cfg, spec.device).with_context(ctx)?
+            };
             let tokenizer = folder_tokenizer(dir, layout, &cfg).with_context(ctx)?;
             let (bos, eos) = hub_special_ids(dir);
             let eos = match (eos.is_empty(), &tokenizer) {
@@ -181,8 +185,9 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
         }
     };
     if spec.dtype == DType::Bf16 {
-        // Once, here: the per-use casts inside the model become no-ops. Norms and RoPE
-        // compute in f32 internally whatever the weights' dtype.
+        // Once, here, so the per-use casts inside the model are no-ops and the weights take
+        // half the memory. As HF's `model.to(torch.bfloat16)`, the residual stream and the
+        // cache are bf16 too; norms, RoPE and the naive softmax still compute in f32.
         src.vs.bfloat16();
     }
     src.vs.freeze();
