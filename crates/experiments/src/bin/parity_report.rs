@@ -65,7 +65,7 @@ fn main() -> Result<()> {
     };
     let mut csv_out = String::from("step,rust_mean,rust_std,rust_seeds,pytorch_mean,pytorch_std,pytorch_seeds,diff,within_noise\n");
     let mut md = format!(
-        "# Parity: Ladder (Rust/tch) vs our PyTorch reference\n\nProduced by `{}` on {} (git {}). Config `experiments/shakespeare_char_cpu.toml` (bf16, SDPA), the same token files; Rust seeds {:?}, PyTorch seeds {:?}. \"Within noise\" means |diff| ≤ 2·sqrt(s²_rust/n + s²_torch/n) (or, with a single seed on a side, ≤ 0.02).\n\n| step | Rust val loss | PyTorch val loss | diff | within noise |\n|---|---|---|---|---|\n",
+        "# Parity: Ladder (Rust/tch) vs our PyTorch reference\n\nProduced by `{}` on {} (git {}). Config `experiments/shakespeare_char_cpu.toml` (bf16, SDPA), the same token files; Rust seeds {:?}, PyTorch seeds {:?}. \"Within noise\" means |diff| ≤ 2·sqrt(s²_rust/n_rust + s²_torch/n_torch), the seed-to-seed standard deviations s at that step (a side with a single seed borrows the other side's s).\n\n| step | Rust val loss | PyTorch val loss | diff | within noise |\n|---|---|---|---|---|\n",
         args.command,
         experiments::sys::cpu_name(),
         experiments::sys::git_rev(),
@@ -80,11 +80,14 @@ fn main() -> Result<()> {
             continue;
         }
         let ((rm, rs), (tm, ts)) = (mean_std(&r), mean_std(&t));
-        let noise = if r.len() > 1 && t.len() > 1 {
-            2.0 * (rs * rs / r.len() as f64 + ts * ts / t.len() as f64).sqrt()
-        } else {
-            0.02
+        // A side with one seed has no spread of its own: it borrows the other side's.
+        let (sr, st) = match (r.len() > 1, t.len() > 1) {
+            (true, true) => (rs, ts),
+            (true, false) => (rs, rs),
+            (false, true) => (ts, ts),
+            (false, false) => (f64::NAN, f64::NAN),
         };
+        let noise = 2.0 * (sr * sr / r.len() as f64 + st * st / t.len() as f64).sqrt();
         let ok = (rm - tm).abs() <= noise;
         all_ok &= ok;
         let _ = writeln!(
