@@ -1,14 +1,28 @@
-//! AdamW (Loshchilov & Hutter 2019), op for op as PyTorch's single-tensor `torch.optim.AdamW`:
+//! AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019), op for
+//! op as PyTorch's single-tensor `torch.optim.AdamW` (`torch/optim/adam.py`,
+//! `_single_tensor_adam` with decoupled weight decay):
 //!
-//!   p ← p·(1 − lr·λ);  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²
-//!   p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)
+//! ```text
+//! p.mul_(1 - lr·λ)
+//! m.lerp_(g, 1 - β₁)
+//! v.mul_(β₂).addcmul_(g, g, value = 1 - β₂)
+//! denom = (v.sqrt() / sqrt(1 - β₂ᵗ)).add_(ε)
+//! p.addcdiv_(m, denom, value = -lr / (1 - β₁ᵗ))
+//! ```
 //!
-//! Parameter groups carry their own weight decay λ (matrices decay; biases and norm gains
-//! do not). tch has no `_foreach` ops, so the update is a loop of in-place ops per tensor.
-use anyhow::{bail, Context, Result};
-use tch::{nn, Kind, Tensor};
+//! The step count `t` is kept per parameter, as in PyTorch: a parameter whose gradient is
+//! undefined is skipped and its count does not advance.
+//!
+//! tch exposes neither `_foreach_*` nor the fused AdamW kernel, and its `addcmul_` /
+//! `addcdiv_` take no `value`. So each tensor gets its own chain of in-place ops, and the
+//! two `value` products are formed first (`value · t1`, rounded to the parameter's dtype,
+//! which is also what ATen's pointwise kernels compute before the multiply/divide) into
+//! scratch buffers allocated once and shared by every parameter, so a step allocates no
+//! tensor memory.
+use tch::{nn, Device, Kind, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Adam's hyper-parameters (PyTorch's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamWConfig {
     pub beta1: f64,
     pub beta2: f64,
@@ -32,21 +46,39 @@ pub struct ParamGroup {
     pub weight_decay: f64,
 }
 
-struct Slot {
-    name: String,
-    param: Tensor,
-    exp_avg: Tensor,
-    exp_avg_sq: Tensor,
+/// One parameter and its Adam state.
+pub(crate) struct Slot {
+    pub(crate) name: String,
+    pub(crate) param: Tensor,
+    pub(crate) exp_avg: Tensor,
+    pub(crate) exp_avg_sq: Tensor,
+    /// Updates this parameter has received (PyTorch's per-parameter `state["step"]`).
+    pub(crate) step: u64,
     weight_decay: f64,
+    /// Index into `AdamW::scratch` (the buffers for this parameter's device and dtype).
+    scratch: usize,
 }
 
+/// Two flat temporaries, as large as the largest parameter of one device and dtype.
+struct Scratch {
+    device: Device,
+    kind: Kind,
+    a: Tensor,
+    b: Tensor,
+}
+
+/// AdamW over fp32 master weights, with per-group weight decay.
 pub struct AdamW {
-    slots: Vec<Slot>,
+    pub(crate) slots: Vec<Slot>,
+    scratch: Vec<Scratch>,
     cfg: AdamWConfig,
-    steps: u64,
+    /// Calls to [`AdamW::step`].
+    pub(crate) steps: u64,
 }
 
-/// nanoGPT's grouping: every trainable tensor with dim ≥ 2 decays, the rest do not. By name.
+/// nanoGPT's grouping (`configure_optimizers`): every trainable tensor with dim ≥ 2
+/// (matmul weights, embeddings) decays; the rest (biases, norm gains) do not. Group 0
+/// decays with `weight_decay`, group 1 has 0.0; each is sorted by name.
 pub fn groups_by_dim(vs: &nn::VarStore, weight_decay: f64) -> Vec<ParamGroup> {
     let mut vars: Vec<(String, Tensor)> = vs
         .variables()
@@ -68,112 +100,113 @@ pub fn groups_by_dim(vs: &nn::VarStore, weight_decay: f64) -> Vec<ParamGroup> {
 }
 
 impl AdamW {
+    /// Zero moments for every parameter. Parameter names must be unique across groups (they
+    /// key the checkpoint); a duplicate is a programming error and panics.
     pub fn new(groups: Vec<ParamGroup>, cfg: AdamWConfig) -> Self {
-        let mut slots = Vec::new();
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut scratch: Vec<(Device, Kind, i64)> = Vec::new();
         for g in groups {
             for (name, param) in g.params {
-                let exp_avg = param.zeros_like();
-                let exp_avg_sq = param.zeros_like();
+                assert!(
+                    slots.iter().all(|s| s.name != name),
+                    "AdamW: parameter '{name}' appears twice"
+                );
+                let (device, kind, numel) = (param.device(), param.kind(), param.numel() as i64);
+                let idx = match scratch
+                    .iter()
+                    .position(|&(d, k, _)| d == device && k == kind)
+                {
+                    Some(i) => {
+                        scratch[i].2 = scratch[i].2.max(numel);
+                        i
+                    }
+                    None => {
+                        scratch.push((device, kind, numel));
+                        scratch.len() - 1
+                    }
+                };
                 slots.push(Slot {
                     name,
+                    exp_avg: param.zeros_like(),
+                    exp_avg_sq: param.zeros_like(),
                     param,
-                    exp_avg,
-                    exp_avg_sq,
+                    step: 0,
                     weight_decay: g.weight_decay,
+                    scratch: idx,
                 });
             }
         }
+        let scratch = scratch
+            .into_iter()
+            .map(|(device, kind, n)| Scratch {
+                device,
+                kind,
+                a: Tensor::empty([n], (kind, device)),
+                b: Tensor::empty([n], (kind, device)),
+            })
+            .collect();
         Self {
             slots,
+            scratch,
             cfg,
             steps: 0,
         }
     }
 
-    /// Optimizer steps taken so far.
+    /// The hyper-parameters.
+    pub fn config(&self) -> AdamWConfig {
+        self.cfg
+    }
+
+    /// Calls to [`AdamW::step`] so far (restored by [`AdamW::load_state_tensors`]).
     pub fn steps(&self) -> u64 {
         self.steps
     }
 
-    /// One update with learning rate `lr`; parameters without a gradient are skipped.
+    /// One update with learning rate `lr`; parameters whose gradient is undefined are skipped.
     pub fn step(&mut self, lr: f64) {
         self.steps += 1;
-        let t = self.steps as i32;
         let AdamWConfig { beta1, beta2, eps } = self.cfg;
-        let bias_c1 = 1.0 - beta1.powi(t);
-        let bias_c2_sqrt = (1.0 - beta2.powi(t)).sqrt();
-        let step_size = lr / bias_c1;
         tch::no_grad(|| {
             for s in &mut self.slots {
-                let g = s.param.grad();
-                if !g.defined() {
+                let grad = s.param.grad();
+                if !grad.defined() {
                     continue;
                 }
+                s.step += 1;
+                // Scalars exactly as Python computes them (`beta ** step`, `x ** 0.5`).
+                let t = s.step as f64;
+                let bias_correction1 = 1.0 - beta1.powf(t);
+                let bias_correction2 = 1.0 - beta2.powf(t);
+                let step_size = lr / bias_correction1;
+                let bias_correction2_sqrt = bias_correction2.powf(0.5);
+
+                let sc = &self.scratch[s.scratch];
+                debug_assert!(sc.device == s.param.device() && sc.kind == s.param.kind());
+                let size = s.param.size();
+                let n = s.param.numel() as i64;
+                let mut a = sc.a.narrow(0, 0, n).view(size.as_slice()); // param's shape
+                let b = sc.b.narrow(0, 0, n).view(size.as_slice());
+
                 if s.weight_decay != 0.0 {
                     let _ = s.param.g_mul_scalar_(1.0 - lr * s.weight_decay);
                 }
-                let _ = s.exp_avg.lerp_(&g, 1.0 - beta1);
-                let _ = s
-                    .exp_avg_sq
-                    .g_mul_scalar_(beta2)
-                    .addcmul_(&g, &(g.g_mul_scalar(1.0 - beta2)));
-                let denom = (s.exp_avg_sq.sqrt() / bias_c2_sqrt) + eps;
-                let _ = s.param.addcdiv_(&(&s.exp_avg * -step_size), &denom);
+                let _ = s.exp_avg.lerp_(&grad, 1.0 - beta1);
+                let _ = grad.mul_scalar_out(&a, 1.0 - beta2); // value · g
+                let _ = s.exp_avg_sq.g_mul_scalar_(beta2).addcmul_(&grad, &a);
+                let _ = s.exp_avg_sq.sqrt_out(&a); // denom
+                let _ = a.g_div_scalar_(bias_correction2_sqrt).g_add_scalar_(eps);
+                let _ = s.exp_avg.mul_scalar_out(&b, -step_size); // value · m
+                let _ = s.param.addcdiv_(&b, &a);
             }
         });
     }
 
-    /// Zero every gradient (keeps the buffers).
+    /// Zero every defined gradient in place (PyTorch's `zero_grad(set_to_none=False)`; tch
+    /// cannot unset a gradient).
     pub fn zero_grad(&mut self) {
         for s in &mut self.slots {
-            let mut g = s.param.grad();
-            if g.defined() {
-                let _ = g.detach_().zero_();
-            }
+            s.param.zero_grad();
         }
-    }
-
-    /// The state to checkpoint: `exp_avg.<name>`, `exp_avg_sq.<name>` and `step`.
-    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out = vec![("step".to_string(), Tensor::from_slice(&[self.steps as i64]))];
-        for s in &self.slots {
-            out.push((
-                format!("exp_avg.{}", s.name),
-                s.exp_avg.detach().contiguous(),
-            ));
-            out.push((
-                format!("exp_avg_sq.{}", s.name),
-                s.exp_avg_sq.detach().contiguous(),
-            ));
-        }
-        out
-    }
-
-    /// Restore what `state_tensors` saved; a missing key or a shape mismatch is an error.
-    pub fn load_state_tensors(&mut self, named: &[(String, Tensor)]) -> Result<()> {
-        let find = |k: &str| named.iter().find(|(n, _)| n == k).map(|(_, t)| t);
-        let step = find("step").context("optimizer state: missing key 'step'")?;
-        self.steps = step.int64_value(&[0]) as u64;
-        tch::no_grad(|| -> Result<()> {
-            for s in &mut self.slots {
-                for (prefix, buf) in [
-                    ("exp_avg", &mut s.exp_avg),
-                    ("exp_avg_sq", &mut s.exp_avg_sq),
-                ] {
-                    let key = format!("{prefix}.{}", s.name);
-                    let t = find(&key)
-                        .with_context(|| format!("optimizer state: missing key '{key}'"))?;
-                    if t.size() != buf.size() {
-                        bail!(
-                            "optimizer state: '{key}' has shape {:?}, expected {:?}",
-                            t.size(),
-                            buf.size()
-                        );
-                    }
-                    buf.copy_(&t.to_kind(Kind::Float));
-                }
-            }
-            Ok(())
-        })
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! - [`AdamW`]: Adam with decoupled weight decay (Loshchilov & Hutter, "Decoupled Weight
 //!   Decay Regularization", ICLR 2019), following PyTorch's `torch.optim.AdamW`
-//!   (single-tensor path) op for op, with parameter groups and bit-exact checkpointing.
-//!   tch has no `_foreach` or fused AdamW, so the update is a loop of in-place ops.
+//!   (single-tensor path) op for op, with parameter groups, per-parameter step counts and
+//!   bit-exact checkpointing ([`AdamW::state_tensors`], [`AdamW::load_state_tensors`]).
+//!   tch has no `_foreach` ops nor the fused AdamW kernel, so the update is a loop of
+//!   in-place ops per tensor (about ten small kernels each; no allocation per step).
 //! - [`CosineSchedule`]: linear warmup then cosine decay to `min_lr`, exactly nanoGPT's
 //!   `get_lr` (Karpathy, `train.py`).
 //! - [`clip_grad_norm`]: global L2 gradient-norm clipping, PyTorch's
@@ -31,6 +33,7 @@
 mod adamw;
 mod clip;
 mod schedule;
+mod state;
 
 pub use adamw::{groups_by_dim, AdamW, AdamWConfig, ParamGroup};
 pub use clip::clip_grad_norm;
