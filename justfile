@@ -57,7 +57,7 @@ accuracy-ablation *ARGS: setup
 accuracy-gqa *ARGS: setup
     cargo build --release -p experiments --bins
     target/release/accuracy_5_gqa {{ARGS}}
-    target/release/accuracy_report > /dev/null
+    target/release/accuracy_report --command "just accuracy-ablation {{ARGS}} && just accuracy-gqa {{ARGS}}" > /dev/null
 
 # Train any TOML config: `just train experiments/shakespeare_char_cpu.toml --set train.max_iters=300`.
 train CONFIG *ARGS: setup

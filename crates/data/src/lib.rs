@@ -28,16 +28,9 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared folder: `$LADDER_SHARED`, else `shared` beside the workspace.
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os("LADDER_SHARED") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => {
-            let root = workspace_root();
-            root.parent().unwrap_or(&root).join("shared")
-        }
-    }
-}
+/// The shared folder: `$LADDER_SHARED`, else `shared` beside the workspace (one setting,
+/// owned by `model::resources`).
+pub use model::resources::shared_dir;
 
 /// The default corpus: `$LADDER_DATA` if set (whether or not it exists, so a typo is
 /// reported, not silently replaced); else `<shared>/data/tinyshakespeare.txt`, else

@@ -1,6 +1,5 @@
 //! Facts about the run recorded beside every number: git revision, time, machine, memory.
 use std::process::Command;
-use tch::Device;
 
 /// `git rev-parse --short HEAD`, with `-dirty` when the tree has changes; "unknown" outside git.
 pub fn git_rev() -> String {
@@ -53,18 +52,7 @@ pub fn timestamp_utc() -> String {
 
 /// Peak resident memory of this process (VmHWM), in bytes; 0 where /proc is absent.
 pub fn peak_rss_bytes() -> u64 {
-    proc_status_kb("VmHWM:") * 1024
-}
-
-fn proc_status_kb(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
+    infer::runtime::peak_rss_bytes().unwrap_or(0)
 }
 
 /// The CPU's model name (from /proc/cpuinfo) and logical core count.
@@ -84,25 +72,8 @@ pub fn cpu_name() -> String {
     format!("{name} ({cores} logical cores)")
 }
 
-/// "cpu" or "cuda:N", for CSV columns.
-pub fn device_name(device: Device) -> String {
-    match device {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}").to_lowercase(),
-    }
-}
-
-/// Parse `--device cpu|cuda|auto`.
-pub fn parse_device(s: &str) -> anyhow::Result<Device> {
-    match s {
-        "auto" => Ok(Device::cuda_if_available()),
-        "cpu" => Ok(Device::Cpu),
-        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        "cuda" => anyhow::bail!("--device cuda: no CUDA device is available (libtorch sees none)"),
-        other => anyhow::bail!("--device '{other}': expected cpu, cuda or auto"),
-    }
-}
+/// `--device cpu|cuda|cuda:N|auto` and its "cpu"/"cuda:N" name, shared with `infer`.
+pub use infer::runtime::{device_name, parse_device};
 
 /// Apply `--threads` (0 = libtorch's default) and return the count in use.
 pub fn set_threads(n: usize) -> usize {

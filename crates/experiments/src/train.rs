@@ -283,7 +283,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         last_tps
     };
     let sample = if tc.sample_tokens > 0 && it >= tc.max_iters {
-        crate::sample::sample_text(&model, &meta, tc.sample_tokens, cfg.run.seed, device)?
+        crate::sample::sample_text(&model, &meta, tc.sample_tokens, cfg.run.seed)?
     } else {
         String::new()
     };

@@ -3,6 +3,7 @@
 //! and the memory planner.
 use crate::generation::{check_prompt, generate, GenOptions};
 use crate::report::{Report, Settings};
+use crate::runtime::{device_name, parse_device};
 use crate::sampling::Sampler;
 use crate::source::{self, SourceSpec};
 use crate::stream::Utf8Stream;
@@ -106,36 +107,6 @@ pub fn parse_ids(s: &str) -> Result<Vec<i64>> {
             })
         })
         .collect()
-}
-
-/// `--device`: cpu, cuda, cuda:N or auto.
-pub fn parse_device(s: &str) -> Result<Device> {
-    let gpus = tch::Cuda::device_count() as usize;
-    let cuda = |i: usize| {
-        if i < gpus {
-            Ok(Device::Cuda(i))
-        } else if gpus == 0 {
-            bail!("--device {s}: libtorch sees no CUDA device (this build may be CPU-only); use --device cpu")
-        } else {
-            bail!("--device {s}: there are only {gpus} CUDA device(s)")
-        }
-    };
-    match s {
-        "auto" => Ok(Device::cuda_if_available()),
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => cuda(0),
-        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(i)) => cuda(i),
-            _ => bail!("--device '{s}': expected cpu, cuda, cuda:N or auto"),
-        },
-    }
-}
-
-fn device_name(d: Device) -> String {
-    match d {
-        Device::Cuda(i) => format!("cuda:{i}"),
-        d => format!("{d:?}").to_lowercase(),
-    }
 }
 
 /// The most recently written `runs/**/ckpt` (3 levels deep at most), if any.

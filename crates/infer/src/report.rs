@@ -50,14 +50,6 @@ pub struct Report {
     pub settings: Settings,
 }
 
-/// Peak resident set size of this process: `VmHWM` from `/proc/self/status` (Linux).
-pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 impl Report {
     pub fn new(
         gen: &Generation,
@@ -75,7 +67,7 @@ impl Report {
             decode_steps: gen.decode_steps,
             kv_cache_bytes: gen.kv_cache_bytes,
             kv_cache_capacity_bytes: gen.kv_cache_capacity_bytes,
-            peak_rss_bytes: peak_rss_bytes(),
+            peak_rss_bytes: crate::runtime::peak_rss_bytes(),
             settings,
         }
     }

@@ -1,12 +1,19 @@
 //! Where the shared resources live: `$LADDER_SHARED`, default `../shared` beside the checkout.
 //! In CI (`CI=true`) a missing resource is an error, elsewhere the caller may skip.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The shared folder (`LADDER_SHARED`, else `<workspace>/../shared`).
 pub fn shared_dir() -> PathBuf {
     match std::env::var_os("LADDER_SHARED") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")),
+        _ => {
+            let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")); // <root>/crates/model
+            crate_dir
+                .ancestors()
+                .nth(3)
+                .unwrap_or(crate_dir)
+                .join("shared")
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! chart.svg and write README.md (table, speed-ups, targets, machine, command).
 use anyhow::Result;
 use clap::Parser;
-use experiments::speed::report;
+use experiments::speed::{explain, report};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -30,7 +30,7 @@ fn main() -> Result<()> {
         experiments::docs::replace_generated(
             doc,
             "speed_report",
-            &report::doc_section(&args.out, &rows, &args.command),
+            &explain::doc_section(&args.out, &rows, &args.command),
         )?;
     }
     let readme = std::path::Path::new("README.md");
@@ -38,7 +38,7 @@ fn main() -> Result<()> {
         experiments::docs::replace_generated(
             readme,
             "speed_summary",
-            &report::readme_summary(&rows, &args.command, args.wall_s),
+            &explain::readme_summary(&rows, &args.command, args.wall_s),
         )?;
     }
     eprintln!(

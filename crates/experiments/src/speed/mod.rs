@@ -4,6 +4,7 @@
 //! (`speed_1_original` … `speed_5_gqa`); all share this harness, which measures training
 //! (forward + backward + AdamW), prefill and decode throughput on synthetic token ids and
 //! appends one CSV row per phase to `results/speed/rungs/<rung>.csv`.
+pub mod explain;
 mod measure;
 pub mod report;
 
