@@ -240,7 +240,7 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
         }
         // The default ladder is rungs 1-4; the optional 5_gqa is timed on its own.
         let (default, extra): (Vec<&SummaryRow>, Vec<&SummaryRow>) =
-            rows.iter().partition(|r| r.rung != "5_gqa");
+            rows.iter().partition(|r| r.rung != Rung::Gqa.name());
         let per_seed = |rs: &[&SummaryRow]| -> f64 {
             rs.iter().map(|r| r.wall_s / r.seeds as f64).sum::<f64>() / 60.0
         };
@@ -253,7 +253,8 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
         if !extra.is_empty() {
             let _ = write!(
                 t,
-                " (the optional `5_gqa` rung: {:.1} more)",
+                " (the optional `{}` rung: {:.1} more)",
+                Rung::Gqa.name(),
                 per_seed(&extra)
             );
         }
