@@ -6,7 +6,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod docs;
 pub mod metrics;
-pub mod peak;
 pub mod sample;
 pub mod speed;
 pub mod sys;

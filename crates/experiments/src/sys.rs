@@ -55,21 +55,18 @@ pub fn peak_rss_bytes() -> u64 {
     infer::runtime::peak_rss_bytes().unwrap_or(0)
 }
 
-/// The CPU's model name (from /proc/cpuinfo) and logical core count.
+/// The CPU's model name, logical cores and kernel-deciding flags (`runtime::hardware`).
 pub fn cpu_name() -> String {
-    let name = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    format!("{name} ({cores} logical cores)")
+    let f = runtime::hardware::detect(tch::Device::Cpu);
+    let flags = if f.cpu_flags.is_empty() {
+        "no listed kernel flags".to_string()
+    } else {
+        f.cpu_flags.join(", ")
+    };
+    format!(
+        "{} ({} logical cores; {flags})",
+        f.cpu_model, f.logical_cores
+    )
 }
 
 /// `--device cpu|cuda|cuda:N|auto` and its "cpu"/"cuda:N" name, shared with `infer`.

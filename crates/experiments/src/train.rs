@@ -5,7 +5,7 @@
 use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
 use crate::metrics::{EvalRow, Metrics, StepRow};
-use crate::{peak, sys};
+use crate::sys;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::accounting::{param_count, train_flops_per_token};
@@ -88,7 +88,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         .cache_dir
         .join(format!("{stem}_{}", cfg.data.tokenizer));
     let meta = data::prepare(&corpus, &data_dir, kind)?;
-    let mcfg = cfg.model_config(meta.vocab_size)?;
+    // The machine's measured facts decide `dtype = "auto"` and are the MFU's peak.
+    let machine = runtime::hardware::machine(device)?;
+    let mcfg = cfg.model_config(meta.vocab_size, &machine)?;
     let block = mcfg.block_size;
     let train_file = data::TokenFile::open(&data_dir.join("train.bin"), &meta)?;
     let val_file = data::TokenFile::open(&data_dir.join("val.bin"), &meta)?;
@@ -140,7 +142,6 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     }
 
     let pc = param_count(&mcfg);
-    let peak = peak::peak(&peak::default_path(), device)?;
     let flops_per_iter =
         train_flops_per_token(&mcfg, block) * (tc.batch_size * tc.grad_accum * block) as f64;
     let mut metrics = Metrics::open(&out_dir, start, opts.resume)?;
@@ -150,7 +151,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         pc.total,
         &sys::device_name(device),
         threads,
-        &peak,
+        &machine,
     )?;
     tracing::info!(
         "{}: {:.2}M parameters, {} tokens/iter, {} iterations, {} on {} ({} threads)",
@@ -262,7 +263,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         it += 1;
         if it % tc.log_interval == 0 || it == tc.max_iters {
             last_tps = tokens / dt;
-            let mfu = flops_per_iter / dt / peak.flops(mcfg.dtype.kind());
+            let mfu = flops_per_iter / dt / machine.flops(mcfg.dtype.kind());
             metrics.step(&StepRow {
                 step: it,
                 lr,

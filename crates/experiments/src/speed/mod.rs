@@ -4,17 +4,19 @@
 //! (`speed_1_original` … `speed_5_gqa`); all share this harness, which measures training
 //! (forward + backward + AdamW), prefill and decode throughput on synthetic token ids and
 //! appends one CSV row per phase to `results/speed/rungs/<rung>.csv`.
+pub mod budget;
 pub mod explain;
 mod measure;
 pub mod report;
 
-use crate::{peak, sys};
+use crate::sys;
 use anyhow::{Context, Result};
 use clap::Parser;
 use model::{Attention, DType, ModelConfig};
+use runtime::Precision;
 use std::path::{Path, PathBuf};
 
-pub use measure::Stats;
+pub use measure::{Stats, Workload};
 
 /// One rung of the ladder: what it turns on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +63,14 @@ impl Rung {
         }
     }
 
-    pub fn dtype(self) -> DType {
+    /// The precision this rung asks for: rung 1 is fp32 and rung 2 is bf16 by definition
+    /// (on a CPU that emulates bf16 it is measured anyway, on a reduced workload, to show
+    /// the truth); the rungs after it run in the machine's fast precision.
+    pub fn precision(self) -> Precision {
         match self {
-            Rung::Original | Rung::OriginalUnpadded => DType::Fp32,
-            _ => DType::Bf16,
+            Rung::Original | Rung::OriginalUnpadded => Precision::Fp32,
+            Rung::Bf16 => Precision::Bf16,
+            _ => Precision::Auto,
         }
     }
 
@@ -79,10 +85,11 @@ impl Rung {
         matches!(self, Rung::KvCache | Rung::Gqa)
     }
 
-    /// The model config of this rung, from the base preset.
-    pub fn config(self, base: &ModelConfig, gqa: usize) -> ModelConfig {
+    /// The model config of this rung, from the base preset, in the compute dtype `dtype`
+    /// (this rung's [`Rung::precision`] resolved on the machine).
+    pub fn config(self, base: &ModelConfig, gqa: usize, dtype: DType) -> ModelConfig {
         let mut cfg = base.clone();
-        cfg.dtype = self.dtype();
+        cfg.dtype = dtype;
         cfg.attention = self.attention();
         cfg.dropout = 0.0;
         if self == Rung::OriginalUnpadded {
@@ -132,6 +139,11 @@ pub struct SpeedArgs {
     /// Measured repetitions of the (slow) decode phase.
     #[arg(long, default_value_t = 3)]
     pub decode_repeats: usize,
+    /// Time budget of each phase, warm-up included, in seconds: after at least 2 measured
+    /// repeats a phase stops when one more would overrun it (so the ladder takes bounded
+    /// time on any machine; the rows record how many repeats ran).
+    #[arg(long, default_value_t = 30.0)]
+    pub max_seconds: f64,
     /// Phases to run (comma-separated: train, prefill, decode).
     #[arg(long, default_value = "train,prefill,decode", value_delimiter = ',')]
     pub phases: Vec<String>,
@@ -141,7 +153,7 @@ pub struct SpeedArgs {
     /// cpu, cuda or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Output folder: rows go to <out>/rungs/<rung>.csv (the peak matmul rate to results/machine.json).
+    /// Output folder: rows go to <out>/rungs/<rung>.csv, the machine's measured facts to <out>/machine.json.
     #[arg(long, default_value = "results/speed")]
     pub out: PathBuf,
     /// Random seed for weights and token ids.
@@ -183,9 +195,15 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
             base.block_size
         );
     }
-    let peak = peak::peak(&peak::default_path(), device)?;
+    anyhow::ensure!(
+        args.max_seconds.is_finite() && args.max_seconds > 0.0,
+        "--max-seconds {}: expected a positive number of seconds",
+        args.max_seconds
+    );
+    let machine = runtime::hardware::machine(device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    runtime::hardware::write_record(&args.out.join("machine.json"), &machine)?;
     let shape = serde_json::json!({"preset": args.preset, "model": base, "batch": args.batch, "seq_len": args.seq_len});
     std::fs::write(
         args.out.join("config.json"),
@@ -194,7 +212,13 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
     // A child process measures one phase of one rung (see `measure_in_children`).
     let child = std::env::var("LADDER_SPEED_CHILD").ok();
     for &rung in rungs {
-        let cfg = rung.config(&base, args.gqa);
+        // The parent logs the choice (and any emulated-bf16 warning) once per rung.
+        let dtype = if child.is_some() {
+            rung.precision().resolve(&machine).dtype
+        } else {
+            rung.precision().resolve_logged(&machine)
+        };
+        let cfg = rung.config(&base, args.gqa, to_model_dtype(dtype));
         cfg.validate()?;
         if let Some(spec) = &child {
             let (name, phase, rows_out) = parse_child(spec)?;
@@ -205,7 +229,7 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
                 phases: vec![phase],
                 ..args.clone()
             };
-            let rows = measure::run_rung(rung, &cfg, &one, device, threads, &peak)?;
+            let rows = measure::run_rung(rung, &cfg, &one, device, threads, &machine)?;
             report::write_rows(Path::new(&rows_out), &rows)?;
             continue;
         }
@@ -259,4 +283,12 @@ fn measure_in_children(rung: Rung, args: &SpeedArgs) -> Result<Vec<report::Row>>
         let _ = std::fs::remove_file(&part);
     }
     Ok(rows)
+}
+
+/// Bridge until the compute dtype has one home (the runtime crate).
+fn to_model_dtype(d: runtime::DType) -> DType {
+    match d {
+        runtime::DType::Fp32 => DType::Fp32,
+        runtime::DType::Bf16 => DType::Bf16,
+    }
 }
