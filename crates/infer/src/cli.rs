@@ -3,14 +3,14 @@
 //! and the memory planner.
 use crate::generation::{check_prompt, generate, GenOptions};
 use crate::report::{Report, Settings};
-use crate::runtime::{device_name, parse_device};
 use crate::sampling::Sampler;
 use crate::source::{self, SourceSpec};
 use crate::stream::Utf8Stream;
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Parser, ValueEnum};
-use model::{Attention, DType};
-use runtime::Precision;
+use model::Attention;
+use runtime::device::{device_name, parse_device};
+use runtime::{DType, Precision};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::Device;
@@ -137,13 +137,9 @@ pub fn find_checkpoint(runs: &Path) -> Option<PathBuf> {
 impl Args {
     /// The compute dtype: `--dtype` resolved on this machine's measured facts (logged).
     pub fn resolve_dtype(&self, device: Device) -> Result<DType> {
-        let dtype = match self.dtype {
-            Precision::Fp32 => runtime::DType::Fp32,
+        Ok(match self.dtype {
+            Precision::Fp32 => DType::Fp32,
             p => p.resolve_logged(&runtime::hardware::machine(device)?),
-        };
-        Ok(match dtype {
-            runtime::DType::Fp32 => DType::Fp32,
-            runtime::DType::Bf16 => DType::Bf16,
         })
     }
 

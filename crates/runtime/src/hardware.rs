@@ -301,7 +301,7 @@ pub fn measure(device: Device) -> Measured {
         bandwidth_bytes_per_s,
         bandwidth_buffer_bytes: buffer,
         measure_s: t.elapsed().as_secs_f64(),
-        measured_at: crate::hardware::now_utc(),
+        measured_at: crate::facts::timestamp_utc(),
     }
 }
 
@@ -384,28 +384,4 @@ fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
 /// facts match, else measured.
 pub fn machine(device: Device) -> Result<MachineRecord> {
     load_or_measure_with(&cache_path(), &detect(device), || measure(device))
-}
-
-/// Now as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn now_utc() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

@@ -9,11 +9,10 @@ pub mod explain;
 mod measure;
 pub mod report;
 
-use crate::sys;
 use anyhow::{Context, Result};
 use clap::Parser;
-use model::{Attention, DType, ModelConfig};
-use runtime::Precision;
+use model::{Attention, ModelConfig};
+use runtime::{DType, Precision};
 use std::path::{Path, PathBuf};
 
 pub use measure::{Stats, Workload};
@@ -163,10 +162,10 @@ pub struct SpeedArgs {
 
 /// Entry point of a speed binary: run `rungs` with the command-line options.
 pub fn main(rungs: &[Rung]) -> Result<()> {
-    sys::init_logging();
+    runtime::logging::init();
     let args = SpeedArgs::parse();
-    let device = sys::parse_device(&args.device)?;
-    let threads = sys::set_threads(args.threads);
+    let device = runtime::device::parse_device(&args.device)?;
+    let threads = runtime::device::set_threads(args.threads);
     let base = ModelConfig::preset(&args.preset).context("--preset")?;
     for p in &args.phases {
         if !["train", "prefill", "decode"].contains(&p.as_str()) {
@@ -218,7 +217,7 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
         } else {
             rung.precision().resolve_logged(&machine)
         };
-        let cfg = rung.config(&base, args.gqa, to_model_dtype(dtype));
+        let cfg = rung.config(&base, args.gqa, dtype);
         cfg.validate()?;
         if let Some(spec) = &child {
             let (name, phase, rows_out) = parse_child(spec)?;
@@ -283,12 +282,4 @@ fn measure_in_children(rung: Rung, args: &SpeedArgs) -> Result<Vec<report::Row>>
         let _ = std::fs::remove_file(&part);
     }
     Ok(rows)
-}
-
-/// Bridge until the compute dtype has one home (the runtime crate).
-fn to_model_dtype(d: runtime::DType) -> DType {
-    match d {
-        runtime::DType::Fp32 => DType::Fp32,
-        runtime::DType::Bf16 => DType::Bf16,
-    }
 }
