@@ -22,7 +22,11 @@ struct Args {
     build_s: Option<u64>,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> Result<()> {
     runtime::logging::init();
     let args = Args::parse();
     let rows = report::summarize(&args.out)?;

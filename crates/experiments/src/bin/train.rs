@@ -28,7 +28,11 @@ struct Args {
     quiet: bool,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> Result<()> {
     runtime::logging::init();
     let args = Args::parse();
     let cfg = TrainConfig::load(&args.config, &args.sets)?;

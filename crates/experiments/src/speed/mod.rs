@@ -164,6 +164,11 @@ pub struct SpeedArgs {
 pub fn main(rungs: &[Rung]) -> Result<()> {
     runtime::logging::init();
     let args = SpeedArgs::parse();
+    anyhow::ensure!(
+        args.max_seconds.is_finite() && args.max_seconds > 0.0,
+        "--max-seconds {}: expected a positive number of seconds",
+        args.max_seconds
+    );
     let device = runtime::device::parse_device(&args.device)?;
     let threads = runtime::device::set_threads(args.threads);
     let base = ModelConfig::preset(&args.preset).context("--preset")?;
@@ -194,11 +199,6 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
             base.block_size
         );
     }
-    anyhow::ensure!(
-        args.max_seconds.is_finite() && args.max_seconds > 0.0,
-        "--max-seconds {}: expected a positive number of seconds",
-        args.max_seconds
-    );
     let machine = runtime::hardware::machine(device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
