@@ -20,6 +20,10 @@ struct Args {
     /// How much of --wall-s was the build (seconds).
     #[arg(long)]
     build_s: Option<u64>,
+    /// Write only <out>/README.md etc., not the generated parts of docs/speed.md and README.md
+    /// (for side runs such as results/speed/cuda).
+    #[arg(long)]
+    no_docs: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,7 +37,7 @@ fn run() -> Result<()> {
     let readme = report::readme(&args.out, &rows, &args.command)?;
     println!("{readme}");
     let doc = std::path::Path::new("docs/speed.md");
-    if doc.exists() {
+    if doc.exists() && !args.no_docs {
         experiments::docs::replace_generated(
             doc,
             "speed_report",
@@ -41,7 +45,7 @@ fn run() -> Result<()> {
         )?;
     }
     let readme = std::path::Path::new("README.md");
-    if readme.exists() {
+    if readme.exists() && !args.no_docs {
         experiments::docs::replace_generated(
             readme,
             "speed_summary",
