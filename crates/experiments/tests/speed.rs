@@ -138,5 +138,8 @@ fn a_bad_budget_is_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.starts_with("error: --max-seconds 0"), "{err}");
-    assert!(!err.contains("backtrace"), "a user mistake is one line, not a trace: {err}");
+    assert!(
+        !err.contains("backtrace"),
+        "a user mistake is one line, not a trace: {err}"
+    );
 }

@@ -107,7 +107,7 @@ impl Rung {
     about = "Measure one rung of the speed ladder (training, prefill and decode tokens/sec) and append its rows to CSV."
 )]
 pub struct SpeedArgs {
-    /// Model shape: a preset name (gpt2_speed_cpu is sized for ~10 minutes on 2 CPU cores;
+    /// Model shape: a preset name (gpt2_speed_cpu is sized for 2 CPU cores, within the budget;
     /// gpt2_124m is the real GPT-2 small, for a GPU or a patient CPU).
     #[arg(long, default_value = "gpt2_speed_cpu")]
     pub preset: String,
