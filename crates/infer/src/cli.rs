@@ -256,7 +256,7 @@ pub fn run(args: &Args) -> Result<()> {
         };
         let _ = write!(out, "{piece}").and_then(|_| out.flush());
     })?;
-    let cfg = &src.model.cfg;
+    let (cfg, run) = (&src.model.cfg, &src.model.settings);
     let settings = Settings {
         source: src.label.clone(),
         n_layer: cfg.n_layer,
@@ -264,9 +264,9 @@ pub fn run(args: &Args) -> Result<()> {
         n_kv_heads: cfg.n_kv_heads,
         head_dim: cfg.head_dim(),
         block_size: cfg.block_size,
-        dtype: format!("{:?}", cfg.dtype).to_lowercase(),
-        dtype_bytes: cfg.dtype.bytes(),
-        attention: format!("{:?}", cfg.attention).to_lowercase(),
+        dtype: format!("{:?}", run.dtype).to_lowercase(),
+        dtype_bytes: run.dtype.bytes(),
+        attention: format!("{:?}", run.kernel).to_lowercase(),
         kv_cache: args.kv_cache,
         batch: args.batch,
         threads: tch::get_num_threads(),
