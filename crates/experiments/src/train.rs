@@ -80,7 +80,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     // Data: tokenise once, reuse while the corpus is unchanged.
     let corpus =
         data::resolve_corpus((!cfg.data.corpus.is_empty()).then(|| Path::new(&cfg.data.corpus)))?;
-    let kind: data::TokenizerKind = cfg.data.tokenizer.parse().context("data.tokenizer")?;
+    let kind = cfg.data.tokenizer;
     let stem = corpus
         .file_stem()
         .map_or("corpus".into(), |s| s.to_string_lossy().to_string());

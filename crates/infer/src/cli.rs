@@ -8,7 +8,7 @@ use crate::source::{self, SourceSpec};
 use crate::stream::Utf8Stream;
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Parser, ValueEnum};
-use model::Attention;
+use model::AttnKernel;
 use runtime::device::{device_name, parse_device};
 use runtime::DType;
 use std::io::Write;
@@ -59,7 +59,7 @@ pub struct Args {
     pub gqa: Option<usize>,
     /// Attention kernel: naive (explicit masked softmax) or sdpa (scaled_dot_product_attention).
     #[arg(long, value_name = "naive|sdpa", default_value = "sdpa")]
-    pub attention: Attention,
+    pub attention: AttnKernel,
     /// Precision of weights, cache and matmuls: fp32 (exact; matches the references) or bf16 (faster on AMX CPUs and GPUs).
     #[arg(long, value_name = "fp32|bf16", default_value = "fp32")]
     pub dtype: DType,
@@ -264,9 +264,9 @@ pub fn run(args: &Args) -> Result<()> {
         n_kv_heads: cfg.n_kv_heads,
         head_dim: cfg.head_dim(),
         block_size: cfg.block_size,
-        dtype: format!("{:?}", run.dtype).to_lowercase(),
+        dtype: run.dtype,
         dtype_bytes: run.dtype.bytes(),
-        attention: format!("{:?}", run.kernel).to_lowercase(),
+        attention: run.kernel,
         kv_cache: args.kv_cache,
         batch: args.batch,
         threads: tch::get_num_threads(),

@@ -20,7 +20,7 @@ pub enum PosEmb {
 /// LayerNorm (Ba et al. 2016) or RMSNorm (Zhang & Sennrich 2019).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Norm {
+pub enum NormKind {
     LayerNorm,
     RmsNorm,
 }
@@ -28,7 +28,7 @@ pub enum Norm {
 /// The feed-forward block: GPT-2's tanh-GELU MLP or SwiGLU (Shazeer 2020).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mlp {
+pub enum MlpKind {
     Gelu,
     SwiGlu,
 }
@@ -36,19 +36,28 @@ pub enum Mlp {
 /// Attention kernel: explicit masked softmax, or `scaled_dot_product_attention` (flash/fused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Attention {
+pub enum AttnKernel {
     Naive,
     Sdpa,
 }
 
-impl std::str::FromStr for Attention {
+impl std::str::FromStr for AttnKernel {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "naive" => Ok(Attention::Naive),
-            "sdpa" | "flash" => Ok(Attention::Sdpa),
+            "naive" => Ok(AttnKernel::Naive),
+            "sdpa" | "flash" => Ok(AttnKernel::Sdpa),
             _ => Err(format!("unknown attention '{s}' (expected naive or sdpa)")),
         }
+    }
+}
+
+impl std::fmt::Display for AttnKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            AttnKernel::Naive => "naive",
+            AttnKernel::Sdpa => "sdpa",
+        })
     }
 }
 
@@ -76,10 +85,10 @@ pub struct ModelConfig {
     pub pos_emb: PosEmb,
     #[serde(default = "default_rope_theta")]
     pub rope_theta: f64,
-    pub norm: Norm,
+    pub norm: NormKind,
     #[serde(default = "default_norm_eps")]
     pub norm_eps: f64,
-    pub mlp: Mlp,
+    pub mlp: MlpKind,
     /// Biases in linear layers and LayerNorm.
     pub bias: bool,
     pub tie_embeddings: bool,
@@ -116,9 +125,9 @@ impl ModelConfig {
             intermediate_size: 4 * 768,
             pos_emb: PosEmb::Learned,
             rope_theta: default_rope_theta(),
-            norm: Norm::LayerNorm,
+            norm: NormKind::LayerNorm,
             norm_eps: 1e-5,
-            mlp: Mlp::Gelu,
+            mlp: MlpKind::Gelu,
             bias: true,
             tie_embeddings: true,
         }
@@ -179,9 +188,9 @@ impl ModelConfig {
             intermediate_size: llama_hidden_size(n_embd, 256, 1.0),
             pos_emb: PosEmb::Rope,
             rope_theta: 500000.0,
-            norm: Norm::RmsNorm,
+            norm: NormKind::RmsNorm,
             norm_eps: 1e-5,
-            mlp: Mlp::SwiGlu,
+            mlp: MlpKind::SwiGlu,
             bias: false,
             tie_embeddings: false,
         }
