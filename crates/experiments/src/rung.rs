@@ -6,6 +6,9 @@
 //! records carry these types and serialise them (as the name) once, here. Adding a rung =
 //! one variant below (the compiler then points at every `match` that must handle it) + one
 //! binary of a few lines + its paragraph in docs/.
+//!
+//! Longer than most files on purpose: it is the one place that spells every rung of every
+//! ladder, so both ladders (and their tests) stay together.
 use model::{AttnKernel, MlpKind, ModelConfig, NormKind, PosEmb, RunSettings};
 use runtime::DType;
 

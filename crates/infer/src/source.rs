@@ -1,6 +1,8 @@
 //! Where the model comes from — a Hugging Face GPT-2 / Llama folder (`--model`), one of our
 //! training checkpoints (`--checkpoint`, nanoGPT's `out_dir` with `meta.json`), or a preset
 //! with random weights (`--preset`) — plus the tokenizer and the special ids that go with it.
+//! (A little over 300 lines: resolving a source, loading it and finding its tokenizer and
+//! special ids are one decision each way, kept together.)
 use anyhow::{anyhow, bail, Context, Result};
 use data::Tokenizer;
 use model::hf::HfArch;

@@ -10,6 +10,7 @@ pub mod gpt;
 pub mod hf;
 pub mod io;
 pub mod layers;
+mod presets;
 pub mod rope;
 pub mod settings;
 
