@@ -83,6 +83,15 @@ fn bf16_evidence(m: &MachineRecord) -> String {
 }
 
 impl Precision {
+    /// The dtype asked for explicitly; `None` for auto.
+    pub fn explicit(self) -> Option<DType> {
+        match self {
+            Precision::Auto => None,
+            Precision::Fp32 => Some(DType::Fp32),
+            Precision::Bf16 => Some(DType::Bf16),
+        }
+    }
+
     /// Resolve against a machine's record.
     pub fn resolve(self, m: &MachineRecord) -> Resolved {
         let native = m.native_bf16();

@@ -4,5 +4,5 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    experiments::accuracy::main(experiments::accuracy::Rung::Rope)
+    experiments::accuracy::main(experiments::rung::AccuracyRung::Rope)
 }
