@@ -10,6 +10,7 @@ pub mod gpt;
 pub mod hf;
 pub mod io;
 pub mod layers;
+pub mod quant;
 pub mod resources;
 pub mod rope;
 
