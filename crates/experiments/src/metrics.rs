@@ -120,7 +120,7 @@ impl Metrics {
     ) -> Result<()> {
         self.event(serde_json::json!({
             "event": "start", "config": cfg, "model": mcfg, "params": params,
-            "git_rev": crate::sys::git_rev(), "timestamp": crate::sys::timestamp_utc(),
+            "git_rev": runtime::facts::git_rev(), "timestamp": runtime::facts::timestamp_utc(),
             "device": device, "threads": threads, "machine": crate::sys::cpu_name(), "peak": peak,
         }))
     }
@@ -143,9 +143,11 @@ impl Metrics {
     }
 
     pub fn finish<T: Serialize>(&mut self, summary: &T) -> Result<()> {
-        self.event(serde_json::json!({"event": "end", "timestamp": crate::sys::timestamp_utc()}))?;
+        self.event(
+            serde_json::json!({"event": "end", "timestamp": runtime::facts::timestamp_utc()}),
+        )?;
         let path = self.dir.join("summary.json");
-        model::io::write_atomic(&path, |tmp| {
+        runtime::fsio::write_atomic(&path, |tmp| {
             Ok(std::fs::write(
                 tmp,
                 serde_json::to_string_pretty(summary)? + "\n",

@@ -5,6 +5,7 @@
 //! reaches on this machine for a large square product, per dtype, not a datasheet number.
 use crate::sys;
 use anyhow::{Context, Result};
+use runtime::device::sync;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -48,9 +49,7 @@ pub fn measure_matmul(kind: Kind, n: i64, device: Device) -> f64 {
     for _ in 0..5 {
         let t = Instant::now();
         let c = a.matmul(&b);
-        if let Device::Cuda(_) = device {
-            tch::Cuda::synchronize(0);
-        }
+        sync(device);
         let _ = c.numel();
         best = best.max(flops / t.elapsed().as_secs_f64());
     }
@@ -61,7 +60,7 @@ pub fn measure_matmul(kind: Kind, n: i64, device: Device) -> f64 {
 /// recorded for the same ones, else measured (a few seconds) and written there.
 pub fn peak(path: &Path, device: Device) -> Result<Peak> {
     let machine = sys::cpu_name();
-    let dev = sys::device_name(device);
+    let dev = runtime::device::device_name(device);
     let threads = tch::get_num_threads() as usize;
     if let Ok(text) = std::fs::read_to_string(path) {
         if let Ok(p) = serde_json::from_str::<Peak>(&text) {
@@ -79,7 +78,7 @@ pub fn peak(path: &Path, device: Device) -> Result<Peak> {
         fp32_flops: measure_matmul(Kind::Float, n, device),
         bf16_flops: measure_matmul(Kind::BFloat16, n, device),
         matmul_n: n,
-        measured_at: sys::timestamp_utc(),
+        measured_at: runtime::facts::timestamp_utc(),
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

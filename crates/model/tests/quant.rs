@@ -3,7 +3,7 @@
 mod common;
 use common::{greedy_cached, max_abs_diff};
 use model::quant::{self, int4, int8, QLinear, Scheme};
-use model::resources::shared_resource;
+use runtime::resources::shared_resource;
 use model::{io, Gpt, ModelConfig};
 use tch::{nn::Module, Device, Kind, Tensor};
 

@@ -9,6 +9,7 @@ use super::{linears_mut, QLinear, QWeight, Scheme, HEAD};
 use crate::config::ModelConfig;
 use crate::gpt::Gpt;
 use crate::io::{self, Layout, Loaded};
+use runtime::fsio::write_atomic;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -92,16 +93,16 @@ pub fn save(vs: &nn::VarStore, model: &mut Gpt, dir: &Path) -> Result<QuantFile>
         scheme,
         layers,
     };
-    io::write_atomic(&dir.join("model.safetensors"), |tmp| {
+    write_atomic(&dir.join("model.safetensors"), |tmp| {
         Tensor::write_safetensors(&out, tmp).map_err(|e| anyhow::anyhow!("{e}"))
     })?;
     let json = |v: serde_json::Value| serde_json::to_string_pretty(&v).map(|s| s + "\n");
     let cfg = json(serde_json::to_value(&model.cfg)?)?;
-    io::write_atomic(&dir.join("config.json"), |tmp| {
+    write_atomic(&dir.join("config.json"), |tmp| {
         Ok(std::fs::write(tmp, cfg)?)
     })?;
     let q = json(serde_json::to_value(&qf)?)?;
-    io::write_atomic(&dir.join(QUANT_JSON), |tmp| Ok(std::fs::write(tmp, q)?))?;
+    write_atomic(&dir.join(QUANT_JSON), |tmp| Ok(std::fs::write(tmp, q)?))?;
     Ok(qf)
 }
 
