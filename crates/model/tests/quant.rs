@@ -3,8 +3,8 @@
 mod common;
 use common::{greedy_cached, max_abs_diff};
 use model::quant::{self, int4, int8, QLinear, Scheme};
-use runtime::resources::shared_resource;
 use model::{io, Gpt, ModelConfig};
+use runtime::resources::shared_resource;
 use tch::{nn::Module, Device, Kind, Tensor};
 
 fn weight(n: i64, k: i64, seed: i64) -> Tensor {
@@ -168,6 +168,10 @@ fn save_load_round_trip_is_bit_identical() {
             assert!(x == y, "{scheme:?}: {f} differs after a second save");
         }
         let bytes = quant::weight_bytes(&b.vs, &b.model);
+        assert_eq!(
+            bytes.total() as usize,
+            quant::planned_weight_bytes(&b.model.cfg, scheme, 4)
+        );
         let dense = quant::weight_bytes(
             &io::load(&stories().unwrap(), Device::Cpu).unwrap().vs,
             &io::load(&stories().unwrap(), Device::Cpu).unwrap().model,

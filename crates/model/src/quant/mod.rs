@@ -22,9 +22,11 @@
 pub mod int4;
 pub mod int8;
 mod linear;
+pub mod plan;
 pub mod store;
 
 pub use linear::{QLinear, QWeight};
+pub use plan::planned_weight_bytes;
 pub use store::{load, save, QuantFile};
 
 use crate::gpt::Gpt;
