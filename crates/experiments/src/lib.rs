@@ -7,6 +7,7 @@ pub mod config;
 pub mod docs;
 pub mod metrics;
 pub mod peak;
+pub mod quant;
 pub mod sample;
 pub mod speed;
 pub mod sys;
