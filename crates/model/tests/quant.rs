@@ -87,7 +87,7 @@ fn kernels_agree_with_dequantize_then_matmul() {
         Scheme::Int4 { group_size: 64 },
         Scheme::Int4 { group_size: 128 },
     ];
-    for (n, k) in [(96, 256), (64, 172)] {
+    for (n, k) in [(96, 256), (64, 172), (172, 64)] {
         let w = weight(n, k, 4);
         for scheme in schemes {
             for (kind, tol) in [(Kind::Float, 1e-4), (Kind::BFloat16, 2e-2)] {
@@ -108,7 +108,8 @@ fn kernels_agree_with_dequantize_then_matmul() {
                 // Tiled codes read back through the kernel are the codes that were packed.
                 if let Scheme::Int4 { group_size } = scheme {
                     let kp = (k + group_size - 1) / group_size * group_size;
-                    let wp = w.constant_pad_nd([0, kp - k]);
+                    let np = (n + 15) / 16 * 16;
+                    let wp = w.constant_pad_nd([0, kp - k, 0, np - n]);
                     let (codes, _) = int4::quantize(&wp, group_size, kind).unwrap();
                     assert!(int4::from_nibbles(&q.saved_codes().unwrap()).equal(&codes));
                 }
@@ -166,6 +167,10 @@ fn save_load_round_trip_is_bit_identical() {
                 std::fs::read(d2.join(f)).unwrap(),
             );
             assert!(x == y, "{scheme:?}: {f} differs after a second save");
+        }
+        for (name, lin) in quant::linears(&b.model) {
+            let q = lin.quant.as_ref().unwrap();
+            assert!(q.uses_kernel(), "{scheme:?}: {name} has no CPU kernel");
         }
         let bytes = quant::weight_bytes(&b.vs, &b.model);
         assert_eq!(

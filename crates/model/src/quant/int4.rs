@@ -20,6 +20,9 @@ use tch::{Device, Kind, Tensor};
 /// Group sizes libtorch's int4 kernels accept.
 pub const GROUP_SIZES: [i64; 4] = [32, 64, 128, 256];
 
+/// Output rows are padded to a multiple of this (the CPU packer's requirement).
+pub const N_ALIGN: i64 = 16;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     Nibbles,

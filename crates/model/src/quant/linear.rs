@@ -26,6 +26,8 @@ pub struct QLinear {
     pub in_features: i64,
     pub padded_in: i64,
     pub out_features: i64,
+    /// Stored rows (≥ N, zero rows; int4 pads N to a multiple of 16 for the CPU packer).
+    pub padded_out: i64,
     /// Set once the kernel has failed on this device: dequantize-then-matmul from then on.
     fallback: AtomicBool,
 }
@@ -47,11 +49,10 @@ impl QLinear {
             Scheme::Int4 { group_size: g } => {
                 int4::check_group(g)?;
                 let kp = if pad { (k + g - 1) / g * g } else { k };
-                let wp = if kp > k {
-                    w.constant_pad_nd([0, kp - k]) // (N, Kp)
-                } else {
-                    w.shallow_clone()
-                };
+                // `_convert_weight_to_int4pack_for_cpu` wants N divisible by 16: zero rows,
+                // whose outputs are dropped.
+                let np = (n + int4::N_ALIGN - 1) / int4::N_ALIGN * int4::N_ALIGN;
+                let wp = w.constant_pad_nd([0, kp - k, 0, np - n]); // (Np, Kp)
                 let (q, sz) = int4::quantize(&wp, g, scale_kind)?;
                 Self::from_int4_nibbles(&int4::to_nibbles(&q), sz, g, k, n)
             }
@@ -59,11 +60,18 @@ impl QLinear {
     }
 
     fn new(weight: QWeight, in_features: i64, padded_in: i64, out_features: i64) -> Self {
+        let padded_out = match &weight {
+            QWeight::Int8 { q, .. } => q.size()[0],
+            QWeight::Int4 {
+                scales_and_zeros, ..
+            } => scales_and_zeros.size()[1],
+        };
         Self {
             weight,
             in_features,
             padded_in,
             out_features,
+            padded_out,
             fallback: AtomicBool::new(false),
         }
     }
@@ -79,11 +87,13 @@ impl QLinear {
     ) -> Result<Self> {
         let (n, half) = nibbles.size2()?;
         let kp = 2 * half;
-        if n != out_features || kp % group != 0 || scales_and_zeros.size() != [kp / group, n, 2] {
+        let rows_ok = n >= out_features && n - out_features < int4::N_ALIGN;
+        if !rows_ok || kp % group != 0 || scales_and_zeros.size() != [kp / group, n, 2] {
             bail!("int4: codes {:?} and scales_and_zeros {:?} do not fit a ({out_features}, {in_features}) weight with group size {group}", nibbles.size(), scales_and_zeros.size());
         }
         let (layout, packed, why) = int4::pack_for(nibbles, nibbles.device());
         if let Some(why) = why {
+            let why = why.lines().next().unwrap_or_default();
             tracing::warn!("int4: no kernel ({why}); this layer dequantizes then multiplies");
         }
         let w = QWeight::Int4 {
@@ -161,7 +171,7 @@ impl QLinear {
                 group,
                 ..
             } => {
-                let q = int4::codes(packed, *layout, *group, self.out_features, self.padded_in)?;
+                let q = int4::codes(packed, *layout, *group, self.padded_out, self.padded_in)?;
                 Ok(int4::to_nibbles(&q.to_device(Device::Cpu)))
             }
         }
@@ -177,11 +187,12 @@ impl QLinear {
                 group,
                 scales_and_zeros,
             } => {
-                let q = int4::codes(packed, *layout, *group, self.out_features, self.padded_in)?;
+                let q = int4::codes(packed, *layout, *group, self.padded_out, self.padded_in)?;
                 int4::dequantize(&q, scales_and_zeros, *group)
             }
         };
-        Ok(w.narrow(1, 0, self.in_features))
+        Ok(w.narrow(0, 0, self.out_features)
+            .narrow(1, 0, self.in_features))
     }
 
     fn kernel(&self, x2: &Tensor) -> Result<Tensor> {
@@ -216,8 +227,13 @@ impl nn::Module for QLinear {
         *shape.last_mut().unwrap() = self.out_features;
         if self.uses_kernel() {
             match self.kernel(&x2) {
-                Ok(y) => return y.reshape(shape.as_slice()),
+                Ok(y) => {
+                    // (M, Np) -> (…, N)
+                    return y.narrow(1, 0, self.out_features).reshape(shape.as_slice());
+                }
                 Err(e) => {
+                    let e = e.to_string();
+                    let e = e.lines().next().unwrap_or_default();
                     tracing::warn!("{e}; falling back to dequantize-then-matmul");
                     self.fallback.store(true, Ordering::Relaxed);
                 }

@@ -25,7 +25,8 @@ pub fn quantized_bytes(scheme: Scheme, out: usize, inp: usize, scale_bytes: usiz
         Scheme::Int8 => out * up(inp, int8::K_ALIGN as usize) + out * scale_bytes,
         Scheme::Int4 { group_size } => {
             let kp = up(inp, group_size as usize);
-            out * kp / 2 + kp / group_size as usize * out * 2 * scale_bytes
+            let np = up(out, super::int4::N_ALIGN as usize);
+            np * kp / 2 + kp / group_size as usize * np * 2 * scale_bytes
         }
     }
 }
