@@ -154,7 +154,7 @@ pub fn write(out: &Path, command: &str, wall_s: Option<u64>) -> Result<()> {
         wall_s.map_or(String::new(), |w| format!(" · {w} s in all"))
     );
     let _ = writeln!(md, "CPU flags: `{}`\n", r0.flags);
-    let _ = writeln!(md, "Weight-only quantization of every Linear and the LM head (`model::quant`, docs/quantization.md). Speed: greedy generation with the KV cache, median of the repeats (`{}`); quality: stories260K against its unquantized fp32 model, weights quantized and activations in fp32.\n", r0.args);
+    let _ = writeln!(md, "Weight-only quantization of every Linear and the LM head (`model::quant`, docs/quantization.md). Speed: greedy generation with the KV cache, median of the repeats (rung flags: `{}`); quality: stories260K against its unquantized fp32 model, weights quantized and activations in fp32.\n", if r0.args.is_empty() { "defaults" } else { &r0.args });
     let _ = writeln!(md, "| rung | model | weights (MB) | matmul bytes/step (MB) | decode b1 (tok/s) | decode b8 (tok/s) | prefill (tok/s) |\n|---|---|---|---|---|---|---|");
     for r in &rungs {
         for s in &r.speed {
