@@ -7,7 +7,7 @@ mod tokenizer;
 mod tokens;
 
 pub use error::DataError;
-pub use prepare::{prepare, Meta};
+pub use prepare::{prepare, Meta, TokenWidth};
 pub use tokenizer::{CharTokenizer, Gpt2Tokenizer, Tokenizer, TokenizerKind, GPT2_EOT, GPT2_VOCAB};
 pub use tokens::TokenFile;
 

@@ -9,6 +9,38 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
+/// The width of the ids in the token files (serde and `Display`: "u16" / "u32").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenWidth {
+    U16,
+    U32,
+}
+
+impl TokenWidth {
+    /// Bytes per token in the .bin files.
+    pub fn bytes(self) -> usize {
+        match self {
+            TokenWidth::U16 => 2,
+            TokenWidth::U32 => 4,
+        }
+    }
+
+    /// How many distinct ids fit.
+    fn capacity(self) -> usize {
+        1usize << (8 * self.bytes())
+    }
+}
+
+impl std::fmt::Display for TokenWidth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            TokenWidth::U16 => "u16",
+            TokenWidth::U32 => "u32",
+        })
+    }
+}
+
 /// What `prepare` wrote, saved as `meta.json` beside the token files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,7 +48,7 @@ pub struct Meta {
     pub tokenizer: TokenizerKind,
     pub vocab_size: usize,
     /// "u16" or "u32".
-    pub dtype: String,
+    pub dtype: TokenWidth,
     pub train_tokens: usize,
     pub val_tokens: usize,
     /// The corpus path, as given.
@@ -31,11 +63,7 @@ pub struct Meta {
 impl Meta {
     /// Bytes per token in the .bin files (2 for "u16", 4 for "u32").
     pub fn bytes_per_token(&self) -> usize {
-        if self.dtype == "u16" {
-            2
-        } else {
-            4
-        }
+        self.dtype.bytes()
     }
 
     /// Rebuild the tokenizer this dataset was made with.
@@ -52,15 +80,10 @@ impl Meta {
         })
     }
 
-    /// Internal consistency: a known dtype wide enough for the vocabulary, and a char
+    /// Internal consistency: a dtype wide enough for the vocabulary, and a char
     /// vocabulary of `vocab_size` distinct characters.
     pub fn validate(&self) -> Result<()> {
-        let max = match self.dtype.as_str() {
-            "u16" => 1usize << 16,
-            "u32" => 1usize << 32,
-            d => bail!("dtype '{d}' (expected \"u16\" or \"u32\")"),
-        };
-        if self.vocab_size == 0 || self.vocab_size > max {
+        if self.vocab_size == 0 || self.vocab_size > self.dtype.capacity() {
             bail!(
                 "vocab_size {} does not fit dtype {}",
                 self.vocab_size,
@@ -194,7 +217,11 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
     let meta = Meta {
         tokenizer: kind,
         vocab_size: tok.vocab_size(),
-        dtype: if wide { "u32" } else { "u16" }.into(),
+        dtype: if wide {
+            TokenWidth::U32
+        } else {
+            TokenWidth::U16
+        },
         train_tokens: train.len(),
         val_tokens: val.len(),
         source: corpus.display().to_string(),

@@ -87,7 +87,7 @@ fn prepare_splits_90_10_and_reuses() {
         (meta.train_tokens, meta.val_tokens, meta.vocab_size),
         (900, 100, 10)
     );
-    assert_eq!(meta.dtype, "u16");
+    assert_eq!(meta.dtype.to_string(), "u16");
     assert_eq!(
         std::fs::metadata(out.join("train.bin")).unwrap().len(),
         1800
@@ -131,7 +131,7 @@ fn prepare_splits_characters_not_bytes_and_gpt2_fits_u16() {
     std::fs::write(&corpus, text).unwrap();
     let out = dir.path().join("g");
     let meta = prepare(&corpus, &out, TokenizerKind::Gpt2).unwrap();
-    assert_eq!(meta.dtype, "u16", "50257 ids fit in u16");
+    assert_eq!(meta.dtype.to_string(), "u16", "50257 ids fit in u16");
     let (train, val) = text.split_at(text.len() * 9 / 10);
     let t = Gpt2Tokenizer;
     let ids = |f: &str| {

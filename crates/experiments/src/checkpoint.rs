@@ -68,7 +68,8 @@ pub fn load(out_dir: &Path, vs: &mut nn::VarStore, opt: &mut optim::AdamW) -> Re
     let state: State =
         serde_json::from_str(&std::fs::read_to_string(d.join("state.json")).with_context(ctx)?)
             .with_context(ctx)?;
-    let loaded = model::io::load(&d, vs.device()).with_context(ctx)?;
+    let loaded =
+        model::io::load(&d, &model::RunSettings::default(), vs.device()).with_context(ctx)?;
     vs.copy(&loaded.vs)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(ctx)?;

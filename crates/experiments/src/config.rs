@@ -1,7 +1,10 @@
 //! The training configuration: a TOML file with `[run]`, `[data]`, `[model]` and `[train]`
 //! sections, every key checked, plus typed `--set section.key=value` overrides.
+//!
+//! `[model]` holds the architecture (a `ModelConfig`, what the checkpoint stores) and three
+//! run settings (`attention`, `dtype`, `dropout`: a `RunSettings`, chosen per run).
 use anyhow::{bail, Context, Result};
-use model::ModelConfig;
+use model::{ModelConfig, RunSettings};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -22,7 +25,7 @@ fn default_seed() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
     /// `char` or `gpt2`.
-    pub tokenizer: String,
+    pub tokenizer: data::TokenizerKind,
     /// The corpus; empty means `$LADDER_DATA`, else the shared Tiny Shakespeare.
     #[serde(default)]
     pub corpus: String,
@@ -83,7 +86,8 @@ fn default_sample() -> usize {
     300
 }
 
-/// A whole training config. `model` stays a table until the tokenizer's vocabulary is known.
+/// A whole training config. `model` stays a table until the tokenizer's vocabulary is known
+/// ([`TrainConfig::model_config`] splits it into architecture and run settings).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
@@ -124,6 +128,20 @@ pub fn apply_overrides(table: &mut toml::Table, sets: &[String]) -> Result<()> {
         sec.insert(field.to_string(), value);
     }
     Ok(())
+}
+
+fn from_model_table<T: serde::de::DeserializeOwned>(t: toml::Table) -> Result<T> {
+    serde_path_to_error::deserialize(toml::Value::Table(t)).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("[model] key '{path}': {}", e.into_inner().message())
+    })
+}
+
+/// A model config and run settings as one `[model]` table.
+fn model_table(cfg: &ModelConfig, run: &RunSettings) -> Result<toml::Table> {
+    let mut t = toml::Table::try_from(cfg).context("[model] as TOML")?;
+    t.extend(toml::Table::try_from(run).context("[model] as TOML")?);
+    Ok(t)
 }
 
 fn de_error(origin: &str, e: serde_path_to_error::Error<toml::de::Error>) -> anyhow::Error {
@@ -192,28 +210,44 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&t.beta1) || !(0.0..1.0).contains(&t.beta2) {
             bail!("train.beta1 and train.beta2 must be in [0, 1)");
         }
-        if !["char", "gpt2"].contains(&self.data.tokenizer.as_str()) {
-            bail!(
-                "data.tokenizer '{}': expected char or gpt2",
-                self.data.tokenizer
-            );
-        }
         Ok(())
     }
 
-    /// The model config, with `vocab_size` from the tokenizer unless the file sets it.
-    pub fn model_config(&self, vocab_size: usize) -> Result<ModelConfig> {
-        let mut table = self.model.clone();
-        table
-            .entry("vocab_size")
+    /// The `[model]` table as the architecture (with `vocab_size` from the tokenizer unless
+    /// the file sets it) and the run settings (its `attention`, `dtype`, `dropout` keys).
+    pub fn model_config(&self, vocab_size: usize) -> Result<(ModelConfig, RunSettings)> {
+        let mut arch = self.model.clone();
+        arch.entry("vocab_size")
             .or_insert(toml::Value::Integer(vocab_size as i64));
-        let cfg: ModelConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
-                let path = e.path().to_string();
-                anyhow::anyhow!("[model] key '{path}': {}", e.into_inner().message())
-            })?;
+        let mut run = toml::Table::new();
+        for k in RunSettings::KEYS {
+            if let Some(v) = arch.remove(k) {
+                run.insert(k.to_string(), v);
+            }
+        }
+        if !run.contains_key("attention") {
+            bail!("[model] key 'attention': missing (expected naive or sdpa)");
+        }
+        let cfg: ModelConfig = from_model_table(arch)?;
         cfg.validate().context("[model]")?;
-        Ok(cfg)
+        let settings: RunSettings = from_model_table(run)?;
+        settings.validate().context("[model]")?;
+        Ok((cfg, settings))
+    }
+
+    /// Change the `[model]` table through its typed view (architecture and run settings):
+    /// keys whose value `f` changes are written back; the rest of the table, including a
+    /// missing `vocab_size` (the tokenizer's), stays as it was.
+    pub fn edit_model(&mut self, f: impl FnOnce(&mut ModelConfig, &mut RunSettings)) -> Result<()> {
+        let (mut cfg, mut run) = self.model_config(1)?; // vocab_size: a placeholder if absent
+        let before = model_table(&cfg, &run)?;
+        f(&mut cfg, &mut run);
+        for (k, v) in model_table(&cfg, &run)? {
+            if before.get(&k) != Some(&v) {
+                self.model.insert(k, v);
+            }
+        }
+        Ok(())
     }
 
     /// The resolved config as TOML text (recorded with every run and checkpoint).

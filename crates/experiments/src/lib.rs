@@ -8,6 +8,7 @@ pub mod docs;
 pub mod metrics;
 pub mod peak;
 pub mod quant;
+pub mod rung;
 pub mod sample;
 pub mod speed;
 pub mod sys;

@@ -1,11 +1,13 @@
 //! Where the model comes from — a Hugging Face GPT-2 / Llama folder (`--model`), one of our
 //! training checkpoints (`--checkpoint`, nanoGPT's `out_dir` with `meta.json`), or a preset
 //! with random weights (`--preset`) — plus the tokenizer and the special ids that go with it.
+//! (A little over 300 lines: resolving a source, loading it and finding its tokenizer and
+//! special ids are one decision each way, kept together.)
 use anyhow::{anyhow, bail, Context, Result};
 use data::Tokenizer;
 use model::hf::HfArch;
 use model::io::Layout;
-use model::{Attention, Gpt, ModelConfig, PosEmb};
+use model::{AttnKernel, Gpt, ModelConfig, PosEmb, RunSettings};
 use runtime::DType;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -20,7 +22,7 @@ pub struct SourceSpec {
     pub preset: Option<String>,
     /// KV heads for a preset; for a folder it must match the file (or be left out).
     pub gqa: Option<usize>,
-    pub attention: Attention,
+    pub attention: AttnKernel,
     pub dtype: DType,
     pub device: Device,
     /// Seed of a preset's random weights.
@@ -35,7 +37,7 @@ impl SourceSpec {
             checkpoint: None,
             preset: Some(name.into()),
             gqa: None,
-            attention: Attention::Sdpa,
+            attention: AttnKernel::Sdpa,
             dtype: DType::Fp32,
             device: Device::Cpu,
             seed: 1337,
@@ -48,6 +50,15 @@ impl SourceSpec {
             model: Some(dir.into()),
             preset: None,
             ..Self::preset(DEFAULT_PRESET)
+        }
+    }
+
+    /// How the model runs: the kernel and dtype asked for, never dropout (inference).
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
+            kernel: self.attention,
+            dtype: self.dtype,
+            dropout: 0.0,
         }
     }
 }
@@ -74,15 +85,8 @@ pub const GPT2_DEFAULT_PROMPT: &str = "Hello, I'm a language model,";
 
 /// Set `n_kv_heads = g` (GQA-g; 1 = MQA, n_head = MHA), or say why it cannot be.
 pub fn apply_gqa(cfg: &mut ModelConfig, g: usize) -> Result<()> {
-    if g == 0 || !cfg.n_head.is_multiple_of(g) {
-        bail!(
-            "--gqa {g}: the number of KV heads must divide the number of query heads, n_head = {} (e.g. 1 = MQA, {} = MHA)",
-            cfg.n_head,
-            cfg.n_head
-        );
-    }
-    cfg.n_kv_heads = g;
-    Ok(())
+    cfg.set_kv_heads(g)
+        .map_err(|e| anyhow!("--gqa {g}: {}", e.0))
 }
 
 /// A model folder named on the command line.
@@ -94,8 +98,8 @@ pub struct Folder<'a> {
     pub layout: Layout,
 }
 
-/// The model a spec describes: its config (run-time fields applied) and, for a folder,
-/// where it is. Reads `config.json` only, never the weights.
+/// The model a spec describes: its architecture and, for a folder, where it is. Reads
+/// `config.json` only, never the weights.
 pub fn resolve(spec: &SourceSpec) -> Result<(ModelConfig, Option<Folder<'_>>)> {
     let folder = match (&spec.model, &spec.checkpoint) {
         (Some(_), Some(_)) => bail!("give either --model or --checkpoint, not both"),
@@ -106,7 +110,7 @@ pub fn resolve(spec: &SourceSpec) -> Result<(ModelConfig, Option<Folder<'_>>)> {
     if folder.is_some() && spec.preset.is_some() {
         bail!("--preset builds a model with random weights; it cannot be combined with --model or --checkpoint");
     }
-    let (mut cfg, folder) = match folder {
+    let (cfg, folder) = match folder {
         Some((flag, dir)) => {
             let (layout, cfg) =
                 model::io::read_config(dir).with_context(|| format!("{flag} {}", dir.display()))?;
@@ -128,9 +132,6 @@ pub fn resolve(spec: &SourceSpec) -> Result<(ModelConfig, Option<Folder<'_>>)> {
             (cfg, None)
         }
     };
-    cfg.attention = spec.attention;
-    cfg.dtype = spec.dtype;
-    cfg.dropout = 0.0;
     Ok((cfg, folder))
 }
 
@@ -141,6 +142,7 @@ static RANDOM_INIT: Mutex<()> = Mutex::new(());
 /// Load the model (and its tokenizer) a spec describes.
 pub fn load(spec: &SourceSpec) -> Result<Source> {
     let (cfg, folder) = resolve(spec)?;
+    let settings = spec.settings();
     let mut src = match folder {
         Some(Folder { flag, dir, layout }) => {
             let ctx = || format!("{flag} {}", dir.display());
@@ -149,11 +151,12 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
                 let _lock = RANDOM_INIT.lock().unwrap_or_else(|e| e.into_inner());
                 if model::quant::store::read_quant_json(dir)?.is_some() {
                     // Saved by `--save-quant`: codes and scales, repacked for the device.
-                    model::quant::store::load_as(dir, &cfg, spec.device)
+                    model::quant::store::load_as(dir, &cfg, &settings, spec.device)
                         .with_context(ctx)?
                         .0
                 } else {
-                    model::io::load_as(dir, layout, &cfg, spec.device).with_context(ctx)?
+                    model::io::load_as(dir, layout, &cfg, &settings, spec.device)
+                        .with_context(ctx)?
                 }
             };
             let tokenizer = folder_tokenizer(dir, layout, &cfg).with_context(ctx)?;
@@ -179,7 +182,7 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
             let model = {
                 let _lock = RANDOM_INIT.lock().unwrap_or_else(|e| e.into_inner());
                 tch::manual_seed(spec.seed as i64);
-                Gpt::new(&vs.root(), &cfg)?
+                Gpt::new(&vs.root(), &cfg, &settings)?
             };
             Source {
                 label: format!("preset {name} (random weights)"),
@@ -199,7 +202,7 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
         src.vs.bfloat16();
     }
     src.vs.freeze();
-    let c = &src.model.cfg;
+    let (c, run) = (&src.model.cfg, &src.model.settings);
     tracing::info!(
         "{}: {} parameters, {} layers, {} heads ({} for K/V), context {}, {:?}, {:?} attention, tokenizer {}",
         src.label,
@@ -208,8 +211,8 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
         c.n_head,
         c.n_kv_heads,
         c.block_size,
-        c.dtype,
-        c.attention,
+        run.dtype,
+        run.kernel,
         src.tokenizer.as_ref().map_or("none", |t| t.name())
     );
     Ok(src)

@@ -3,9 +3,10 @@
 //! an explicit masked softmax ("naive") and `scaled_dot_product_attention` — optional
 //! RoPE, and an optional KV cache written at a position offset.
 use crate::cache::KvCache;
-use crate::config::{Attention as Kernel, ModelConfig};
+use crate::config::{AttnKernel, ModelConfig};
 use crate::layers::Linear;
 use crate::rope::Rope;
+use crate::settings::RunSettings;
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 #[derive(Debug)]
@@ -16,7 +17,7 @@ pub struct CausalSelfAttention {
     n_head: i64,
     n_kv: i64,
     hs: i64,
-    kernel: Kernel,
+    kernel: AttnKernel,
     dropout: f64,
 }
 
@@ -40,18 +41,24 @@ fn repeat_kv(x: &Tensor, rep: i64) -> Tensor {
 }
 
 impl CausalSelfAttention {
-    pub fn new(p: nn::Path, cfg: &ModelConfig, std: f64, resid_std: f64) -> Self {
+    pub fn new(
+        p: nn::Path,
+        cfg: &ModelConfig,
+        run: &RunSettings,
+        std: f64,
+        resid_std: f64,
+    ) -> Self {
         let (d, hs) = (cfg.n_embd as i64, cfg.head_dim() as i64);
         let (nh, nkv) = (cfg.n_head as i64, cfg.n_kv_heads as i64);
-        let k = cfg.dtype.kind();
+        let k = run.dtype.kind();
         Self {
             c_attn: Linear::new(&p / "c_attn", d, (nh + 2 * nkv) * hs, cfg.bias, std, k),
             c_proj: Linear::new(&p / "c_proj", d, d, cfg.bias, resid_std, k),
             n_head: nh,
             n_kv: nkv,
             hs,
-            kernel: cfg.attention,
-            dropout: cfg.dropout,
+            kernel: run.kernel,
+            dropout: run.dropout,
         }
     }
 
@@ -82,8 +89,8 @@ impl CausalSelfAttention {
         };
         let p_drop = if train { self.dropout } else { 0.0 };
         let y = match self.kernel {
-            Kernel::Naive => self.naive(&q, &k, &v, pos, p_drop, train),
-            Kernel::Sdpa => self.sdpa(&q, &k, &v, pos, p_drop),
+            AttnKernel::Naive => self.naive(&q, &k, &v, pos, p_drop, train),
+            AttnKernel::Sdpa => self.sdpa(&q, &k, &v, pos, p_drop),
         }; // (B, nh, T, hs)
         let y = y.transpose(1, 2).contiguous().view([b, t, c]); // (B, T, C)
         self.c_proj.forward(&y).dropout(p_drop, train)

@@ -3,7 +3,10 @@
 //! GPT-2: Radford et al. 2019 (and nanoGPT's `GPTConfig`); Llama 3: Meta 2024
 //! (RoPE θ = 500000, RMSNorm, SwiGLU, GQA). Each categorical choice is an enum and
 //! each toggle is independent of the others, so any point on the ladder is a config.
-use runtime::DType;
+//!
+//! A `ModelConfig` is the architecture: what `config.json` and a checkpoint store. How a
+//! model is run (attention kernel, compute dtype, dropout) is [`crate::RunSettings`].
+use crate::settings::RunSettings;
 use serde::{Deserialize, Serialize};
 
 /// Position information: learned absolute embeddings (GPT-2) or rotary (RoPE, Su et al. 2021).
@@ -17,7 +20,7 @@ pub enum PosEmb {
 /// LayerNorm (Ba et al. 2016) or RMSNorm (Zhang & Sennrich 2019).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Norm {
+pub enum NormKind {
     LayerNorm,
     RmsNorm,
 }
@@ -25,7 +28,7 @@ pub enum Norm {
 /// The feed-forward block: GPT-2's tanh-GELU MLP or SwiGLU (Shazeer 2020).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mlp {
+pub enum MlpKind {
     Gelu,
     SwiGlu,
 }
@@ -33,23 +36,32 @@ pub enum Mlp {
 /// Attention kernel: explicit masked softmax, or `scaled_dot_product_attention` (flash/fused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Attention {
+pub enum AttnKernel {
     Naive,
     Sdpa,
 }
 
-impl std::str::FromStr for Attention {
+impl std::str::FromStr for AttnKernel {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "naive" => Ok(Attention::Naive),
-            "sdpa" | "flash" => Ok(Attention::Sdpa),
+            "naive" => Ok(AttnKernel::Naive),
+            "sdpa" | "flash" => Ok(AttnKernel::Sdpa),
             _ => Err(format!("unknown attention '{s}' (expected naive or sdpa)")),
         }
     }
 }
 
-fn default_rope_theta() -> f64 {
+impl std::fmt::Display for AttnKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            AttnKernel::Naive => "naive",
+            AttnKernel::Sdpa => "sdpa",
+        })
+    }
+}
+
+pub(crate) fn default_rope_theta() -> f64 {
     10000.0
 }
 fn default_norm_eps() -> f64 {
@@ -73,22 +85,13 @@ pub struct ModelConfig {
     pub pos_emb: PosEmb,
     #[serde(default = "default_rope_theta")]
     pub rope_theta: f64,
-    pub norm: Norm,
+    pub norm: NormKind,
     #[serde(default = "default_norm_eps")]
     pub norm_eps: f64,
-    pub mlp: Mlp,
-    pub attention: Attention,
+    pub mlp: MlpKind,
     /// Biases in linear layers and LayerNorm.
     pub bias: bool,
     pub tie_embeddings: bool,
-    #[serde(default)]
-    pub dropout: f64,
-    #[serde(default = "default_dtype")]
-    pub dtype: DType,
-}
-
-fn default_dtype() -> DType {
-    DType::Fp32
 }
 
 /// A config that cannot describe a model; the message names the field and what was expected.
@@ -110,137 +113,18 @@ pub fn swiglu_matched_hidden(gelu_hidden: usize) -> usize {
 }
 
 impl ModelConfig {
-    /// GPT-2 small (124M): 12 layers, 12 heads, 768 wide, vocab 50257 padded to 50304.
-    pub fn gpt2_124m() -> Self {
-        Self {
-            vocab_size: 50304,
-            block_size: 1024,
-            n_layer: 12,
-            n_head: 12,
-            n_kv_heads: 12,
-            n_embd: 768,
-            intermediate_size: 4 * 768,
-            pos_emb: PosEmb::Learned,
-            rope_theta: default_rope_theta(),
-            norm: Norm::LayerNorm,
-            norm_eps: 1e-5,
-            mlp: Mlp::Gelu,
-            attention: Attention::Naive,
-            bias: true,
-            tie_embeddings: true,
-            dropout: 0.0,
-            dtype: DType::Fp32,
+    /// Set `n_kv_heads = g` (GQA-g; 1 = MQA, n_head = MHA), or say why it cannot be: the one
+    /// place that turns a requested KV-head count into a config (`infer --gqa`, the ladders).
+    pub fn set_kv_heads(&mut self, g: usize) -> Result<(), ConfigError> {
+        if g == 0 || !self.n_head.is_multiple_of(g) {
+            return Err(ConfigError(format!(
+                "the number of KV heads must divide the number of query heads, n_head = {} (e.g. 1 = MQA, {} = MHA)",
+                self.n_head, self.n_head
+            )));
         }
+        self.n_kv_heads = g;
+        Ok(())
     }
-
-    /// A GPT-2-shaped model small enough for a 2-core CPU (6 layers, 6 heads, 384 wide).
-    pub fn gpt2_small_cpu() -> Self {
-        Self {
-            block_size: 256,
-            n_layer: 6,
-            n_head: 6,
-            n_kv_heads: 6,
-            n_embd: 384,
-            intermediate_size: 4 * 384,
-            ..Self::gpt2_124m()
-        }
-    }
-
-    /// The speed ladder's CPU default: GPT-2-shaped (12 heads, so GQA-4 groups 3 query heads
-    /// per KV head as in GPT-2 small), 6 layers, 384 wide, context 512, padded vocabulary.
-    pub fn gpt2_speed_cpu() -> Self {
-        Self {
-            block_size: 512,
-            n_layer: 6,
-            n_head: 12,
-            n_kv_heads: 12,
-            n_embd: 384,
-            intermediate_size: 4 * 384,
-            ..Self::gpt2_124m()
-        }
-    }
-
-    /// A tiny GPT-2 for tests (2 layers, 4 heads, 64 wide, vocab 256).
-    pub fn gpt2_tiny() -> Self {
-        Self {
-            vocab_size: 256,
-            block_size: 64,
-            n_layer: 2,
-            n_head: 4,
-            n_kv_heads: 4,
-            n_embd: 64,
-            intermediate_size: 256,
-            ..Self::gpt2_124m()
-        }
-    }
-
-    /// Llama-3-style model at GPT-2-small size: RoPE θ=500000, RMSNorm, SwiGLU with the
-    /// Llama hidden rule, GQA with n_kv_heads = n_head / 4, no biases, untied head.
-    pub fn llama3_style() -> Self {
-        let n_embd = 768;
-        Self {
-            vocab_size: 50304,
-            block_size: 1024,
-            n_layer: 12,
-            n_head: 12,
-            n_kv_heads: 3,
-            n_embd,
-            intermediate_size: llama_hidden_size(n_embd, 256, 1.0),
-            pos_emb: PosEmb::Rope,
-            rope_theta: 500000.0,
-            norm: Norm::RmsNorm,
-            norm_eps: 1e-5,
-            mlp: Mlp::SwiGlu,
-            attention: Attention::Sdpa,
-            bias: false,
-            tie_embeddings: false,
-            dropout: 0.0,
-            dtype: DType::Bf16,
-        }
-    }
-
-    /// A tiny Llama-style model for tests (2 layers, 4 heads, 2 KV heads, 64 wide).
-    pub fn llama_tiny() -> Self {
-        Self {
-            vocab_size: 256,
-            block_size: 64,
-            n_layer: 2,
-            n_head: 4,
-            n_kv_heads: 2,
-            n_embd: 64,
-            intermediate_size: 176,
-            dtype: DType::Fp32,
-            ..Self::llama3_style()
-        }
-    }
-
-    /// Look a preset up by name (for CLIs): the error lists the known names.
-    pub fn preset(name: &str) -> Result<Self, ConfigError> {
-        let cfg = match name {
-            "gpt2_124m" | "gpt2" => Self::gpt2_124m(),
-            "gpt2_small_cpu" => Self::gpt2_small_cpu(),
-            "gpt2_speed_cpu" => Self::gpt2_speed_cpu(),
-            "gpt2_tiny" => Self::gpt2_tiny(),
-            "llama3_style" => Self::llama3_style(),
-            "llama_tiny" => Self::llama_tiny(),
-            _ => {
-                return Err(ConfigError(format!(
-                    "unknown preset '{name}' (expected one of: {})",
-                    Self::PRESETS.join(", ")
-                )))
-            }
-        };
-        Ok(cfg)
-    }
-
-    pub const PRESETS: &'static [&'static str] = &[
-        "gpt2_124m",
-        "gpt2_small_cpu",
-        "gpt2_speed_cpu",
-        "gpt2_tiny",
-        "llama3_style",
-        "llama_tiny",
-    ];
 
     pub fn head_dim(&self) -> usize {
         self.n_embd / self.n_head
@@ -289,16 +173,34 @@ impl ModelConfig {
         if self.norm_eps.is_nan() || self.norm_eps <= 0.0 {
             return err(format!("norm_eps must be positive, got {}", self.norm_eps));
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return err(format!("dropout must be in [0, 1), got {}", self.dropout));
-        }
         Ok(())
     }
 
     /// Parse JSON (our own config format), rejecting unknown keys, then validate.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let cfg: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        Self::from_json_value(v)
+    }
+
+    /// As [`ModelConfig::from_json`], from parsed JSON. Configs written before the
+    /// architecture / run-settings split also held `attention`, `dtype` and `dropout`
+    /// ([`RunSettings::KEYS`]): those keys are accepted and ignored (with a log line), so
+    /// old checkpoints still load; whoever runs the model chooses its settings.
+    pub fn from_json_value(mut v: serde_json::Value) -> Result<Self, ConfigError> {
+        if let Some(obj) = v.as_object_mut() {
+            let old: Vec<&str> = RunSettings::KEYS
+                .into_iter()
+                .filter(|k| obj.remove(*k).is_some())
+                .collect();
+            if !old.is_empty() {
+                tracing::info!(
+                    "config.json from before the run-settings split: ignoring {} (run settings, chosen at run time)",
+                    old.join(", ")
+                );
+            }
+        }
+        let cfg: Self = serde_path_to_error::deserialize(v).map_err(|e| {
             let path = e.path().to_string();
             match path.as_str() {
                 "." | "" => ConfigError(e.inner().to_string()),

@@ -3,7 +3,7 @@
 mod common;
 use common::{greedy_cached, max_abs_diff};
 use model::quant::{self, int4, int8, QLinear, Scheme};
-use model::{io, Gpt, ModelConfig};
+use model::{io, Gpt, ModelConfig, RunSettings};
 use runtime::resources::shared_resource;
 use tch::{nn::Module, Device, Kind, Tensor};
 
@@ -136,7 +136,7 @@ fn ids(v: &serde_json::Value) -> Vec<i64> {
 
 fn quantized_stories(scheme: Scheme) -> Option<io::Loaded> {
     let dir = stories()?;
-    let mut loaded = io::load(&dir, Device::Cpu).unwrap();
+    let mut loaded = io::load(&dir, &RunSettings::default(), Device::Cpu).unwrap();
     quant::quantize_model(&mut loaded.model, scheme, true).unwrap();
     Some(loaded)
 }
@@ -152,7 +152,7 @@ fn save_load_round_trip_is_bit_identical() {
         let qf = quant::save(&a.vs, &mut a.model, &d1).unwrap();
         assert_eq!(qf.scheme, scheme);
         assert_eq!(qf.layers.len(), 5 * 5 + 1); // 5 layers × (qkv, o, gate, up, down) + head
-        let (mut b, qf_b) = quant::load(&d1, Device::Cpu).unwrap();
+        let (mut b, qf_b) = quant::load(&d1, &RunSettings::default(), Device::Cpu).unwrap();
         assert_eq!(qf, qf_b);
         let x = Tensor::from_slice(&[1i64, 400, 30, 7, 99]).unsqueeze(0);
         let (la, lb) = (
@@ -178,8 +178,12 @@ fn save_load_round_trip_is_bit_identical() {
             quant::planned_weight_bytes(&b.model.cfg, scheme, 4)
         );
         let dense = quant::weight_bytes(
-            &io::load(&stories().unwrap(), Device::Cpu).unwrap().vs,
-            &io::load(&stories().unwrap(), Device::Cpu).unwrap().model,
+            &io::load(&stories().unwrap(), &RunSettings::default(), Device::Cpu)
+                .unwrap()
+                .vs,
+            &io::load(&stories().unwrap(), &RunSettings::default(), Device::Cpu)
+                .unwrap()
+                .model,
         );
         assert!(
             bytes.matmul < dense.matmul / 3,
@@ -199,7 +203,9 @@ fn stories_agreement(scheme: Scheme) -> Option<(usize, f64, f64)> {
     let prefix = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
     let seq: Vec<i64> = prompt.iter().chain(&want).copied().collect();
     let x = Tensor::from_slice(&seq[..seq.len() - 1]).unsqueeze(0);
-    let dense = io::load(&stories().unwrap(), Device::Cpu).unwrap().model;
+    let dense = io::load(&stories().unwrap(), &RunSettings::default(), Device::Cpu)
+        .unwrap()
+        .model;
     let p = dense
         .forward(&x, 0, None)
         .unwrap()
@@ -285,7 +291,7 @@ fn bad_input_is_a_clear_error() {
     // A model whose widths the group size does not divide, without padding: names the layer.
     let cfg = ModelConfig::preset("llama_tiny").unwrap();
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    let mut m = Gpt::new(&vs.root(), &cfg).unwrap();
+    let mut m = Gpt::new(&vs.root(), &cfg, &RunSettings::default()).unwrap();
     let g = [32, 64, 128, 256]
         .into_iter()
         .find(|g| cfg.n_embd as i64 % g != 0)
@@ -308,6 +314,11 @@ fn bad_input_is_a_clear_error() {
     // A folder without quant.json.
     let tmp = tempfile::tempdir().unwrap();
     io::save_native(&tch::nn::VarStore::new(Device::Cpu), &cfg, tmp.path()).unwrap();
-    let e = format!("{:#}", quant::load(tmp.path(), Device::Cpu).err().unwrap());
+    let e = format!(
+        "{:#}",
+        quant::load(tmp.path(), &RunSettings::default(), Device::Cpu)
+            .err()
+            .unwrap()
+    );
     assert!(e.contains("quant.json"), "{e}");
 }

@@ -1,12 +1,13 @@
 //! Timing of the three phases on synthetic token ids: warm-up excluded, median of repeats.
 use super::report::Row;
-use super::{Rung, SpeedArgs};
+use super::{Phase, SpeedArgs};
 use crate::peak::Peak;
+use crate::rung::SpeedRung;
 use anyhow::Result;
 use model::accounting::{
     forward_flops_per_token, kv_cache_bytes_per_token, prefill_flops, train_flops_per_token,
 };
-use model::{Gpt, KvCache, ModelConfig};
+use model::{Gpt, KvCache, ModelConfig, RunSettings};
 use runtime::device::sync;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
@@ -102,8 +103,9 @@ pub fn generate(
 }
 
 pub fn run_rung(
-    rung: Rung,
+    rung: SpeedRung,
     cfg: &ModelConfig,
+    run: &RunSettings,
     args: &SpeedArgs,
     device: Device,
     threads: usize,
@@ -112,10 +114,10 @@ pub fn run_rung(
     let build = || -> Result<(nn::VarStore, Gpt)> {
         tch::manual_seed(args.seed);
         let vs = nn::VarStore::new(device);
-        let model = Gpt::new(&vs.root(), cfg)?;
+        let model = Gpt::new(&vs.root(), cfg, run)?;
         Ok((vs, model))
     };
-    let peak_flops = peak.flops(cfg.dtype.kind());
+    let peak_flops = peak.flops(run.dtype.kind());
     let ids = |b: usize, t: usize| {
         Tensor::randint(
             cfg.vocab_size as i64,
@@ -124,7 +126,7 @@ pub fn run_rung(
         )
     };
     let mut rows = Vec::new();
-    let mut row = |phase: &str,
+    let mut row = |phase: Phase,
                    batch: usize,
                    seq: usize,
                    new: usize,
@@ -136,11 +138,11 @@ pub fn run_rung(
         let st = Stats::of(&rates);
         let steps = if new > 0 { new } else { 1 };
         rows.push(Row {
-            rung: rung.name().into(),
-            phase: phase.into(),
-            dtype: format!("{:?}", cfg.dtype).to_lowercase(),
-            attention: format!("{:?}", cfg.attention).to_lowercase(),
-            kv_cache: rung.kv_cache() && phase != "train",
+            rung,
+            phase,
+            dtype: run.dtype,
+            attention: run.kernel,
+            kv_cache: rung.kv_cache() && phase != Phase::Train,
             n_kv_heads: cfg.n_kv_heads,
             vocab_size: cfg.vocab_size,
             batch,
@@ -159,31 +161,31 @@ pub fn run_rung(
             timestamp: runtime::facts::timestamp_utc(),
         });
     };
-    let phases = |p: &str| args.phases.iter().any(|x| x == p);
+    let phases = |p: Phase| args.phases.contains(&p);
 
     let (vs, model) = build()?;
     let no_grad = tch::no_grad_guard();
-    if cfg.dtype.kind() != Kind::Float {
+    if run.dtype.kind() != Kind::Float {
         // Inference keeps no master weights: store them in the compute dtype, so no step
         // pays for casting every weight again (what `infer --dtype bf16` does too).
         for (_, mut v) in vs.variables() {
-            v.set_data(&v.to_kind(cfg.dtype.kind()));
+            v.set_data(&v.to_kind(run.dtype.kind()));
         }
     }
     let (b, p, new) = (args.infer_batch, args.prompt_len, args.new_tokens);
     let mut cache = rung
         .kv_cache()
-        .then(|| KvCache::new(cfg, b, p + new, device));
+        .then(|| KvCache::new(&model, b, p + new, device));
     // 2 · layers · n_kv_heads · head_dim · bytes · tokens, for the tokens held.
     let has_cache = cache.is_some();
     let kv_bytes = move |tokens: usize| {
         if has_cache {
-            kv_cache_bytes_per_token(cfg, cfg.dtype.bytes()) * b * tokens
+            kv_cache_bytes_per_token(cfg, run.dtype.bytes()) * b * tokens
         } else {
             0
         }
     };
-    if phases("prefill") {
+    if phases(Phase::Prefill) {
         let prompt = ids(b, p);
         let secs = time_repeats(args.warmup, args.repeats, device, || {
             if let Some(c) = cache.as_mut() {
@@ -194,7 +196,7 @@ pub fn run_rung(
         })?;
         let bytes = kv_bytes(p);
         row(
-            "prefill",
+            Phase::Prefill,
             b,
             p,
             0,
@@ -204,7 +206,7 @@ pub fn run_rung(
             bytes,
         );
     }
-    if phases("decode") {
+    if phases(Phase::Decode) {
         let prompt = ids(b, p);
         let mut secs = Vec::new();
         for i in 0..(1 + args.decode_repeats) {
@@ -218,7 +220,7 @@ pub fn run_rung(
             debug_assert_eq!(c.bytes(), bytes);
         }
         row(
-            "decode",
+            Phase::Decode,
             b,
             p,
             new,
@@ -229,7 +231,7 @@ pub fn run_rung(
         );
     }
     drop((no_grad, model, vs, cache));
-    if phases("train") {
+    if phases(Phase::Train) {
         // Training last: its (larger) peak memory does not show in the inference rows.
         let (vs, model) = build()?;
         let groups = optim::groups_by_dim(&vs, 0.1);
@@ -253,7 +255,7 @@ pub fn run_rung(
         };
         let secs = time_repeats(args.warmup, args.repeats, device, &mut step)?;
         row(
-            "train",
+            Phase::Train,
             b,
             t,
             0,

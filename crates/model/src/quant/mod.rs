@@ -154,7 +154,7 @@ pub fn quantize_model(model: &mut Gpt, scheme: Scheme, pad: bool) -> Result<()> 
     if model.head_q.is_some() {
         bail!("quantize: this model is already quantized");
     }
-    let kind = model.cfg.dtype.kind();
+    let kind = model.settings.dtype.kind();
     let device = model.wte.device();
     check_device(device)?;
     tch::no_grad(|| -> Result<()> {

@@ -4,7 +4,7 @@
 //! in the model's dtype, and everything not quantized (embeddings, norms, biases) dense.
 use super::{int8, Scheme};
 use crate::accounting;
-use crate::config::{Mlp, ModelConfig};
+use crate::config::{MlpKind, ModelConfig};
 
 /// (out, in) of every Linear of one block.
 pub fn block_linear_shapes(cfg: &ModelConfig) -> Vec<(usize, usize)> {
@@ -12,8 +12,8 @@ pub fn block_linear_shapes(cfg: &ModelConfig) -> Vec<(usize, usize)> {
     let qkv = (cfg.n_head + 2 * cfg.n_kv_heads) * cfg.head_dim();
     let mut v = vec![(qkv, d), (d, d)];
     match cfg.mlp {
-        Mlp::Gelu => v.extend([(f, d), (d, f)]),
-        Mlp::SwiGlu => v.extend([(f, d), (f, d), (d, f)]),
+        MlpKind::Gelu => v.extend([(f, d), (d, f)]),
+        MlpKind::SwiGlu => v.extend([(f, d), (f, d), (d, f)]),
     }
     v
 }

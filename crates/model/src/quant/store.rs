@@ -9,6 +9,7 @@ use super::{linears_mut, QLinear, QWeight, Scheme, HEAD};
 use crate::config::ModelConfig;
 use crate::gpt::Gpt;
 use crate::io::{self, Layout, Loaded};
+use crate::settings::RunSettings;
 use anyhow::{bail, Context, Result};
 use runtime::fsio::write_atomic;
 use serde::{Deserialize, Serialize};
@@ -127,7 +128,7 @@ pub fn read_quant_json(dir: &Path) -> Result<Option<QuantFile>> {
 }
 
 /// Load a quantized folder onto `device`.
-pub fn load(dir: &Path, device: Device) -> Result<(Loaded, QuantFile)> {
+pub fn load(dir: &Path, settings: &RunSettings, device: Device) -> Result<(Loaded, QuantFile)> {
     let (layout, cfg) = io::read_config(dir)?;
     if layout != Layout::Native {
         bail!(
@@ -135,12 +136,17 @@ pub fn load(dir: &Path, device: Device) -> Result<(Loaded, QuantFile)> {
             dir.display()
         );
     }
-    load_as(dir, &cfg, device)
+    load_as(dir, &cfg, settings, device)
 }
 
-/// Load a quantized folder into a model built from `cfg` (run-time fields such as
-/// `attention` or `dtype` may differ from the folder's; scales follow `cfg.dtype`).
-pub fn load_as(dir: &Path, cfg: &ModelConfig, device: Device) -> Result<(Loaded, QuantFile)> {
+/// Load a quantized folder into a model built from `cfg` and run with `settings` (scales
+/// are cast to `settings.dtype`).
+pub fn load_as(
+    dir: &Path,
+    cfg: &ModelConfig,
+    settings: &RunSettings,
+    device: Device,
+) -> Result<(Loaded, QuantFile)> {
     let qf = read_quant_json(dir)?.with_context(|| {
         format!(
             "{}: no {QUANT_JSON} (not a quantized model folder)",
@@ -154,8 +160,8 @@ pub fn load_as(dir: &Path, cfg: &ModelConfig, device: Device) -> Result<(Loaded,
         .with_context(|| format!("{file}: not a readable safetensors file"))?;
     let mut map: HashMap<String, Tensor> = tensors.into_iter().collect();
     let vs = nn::VarStore::new(device);
-    let mut model = Gpt::new(&vs.root(), cfg)?;
-    let kind = cfg.dtype.kind();
+    let mut model = Gpt::new(&vs.root(), cfg, settings)?;
+    let kind = settings.dtype.kind();
     tch::no_grad(|| -> Result<()> {
         for (name, lin) in linears_mut(&mut model) {
             let (n, k) = lin.weight.size2()?;
