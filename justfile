@@ -61,6 +61,20 @@ accuracy-gqa *ARGS: setup
     target/release/accuracy_5_gqa {{ARGS}}
     target/release/accuracy_report --command "just accuracy-gqa {{ARGS}} (rungs 1-4: as last recorded by just accuracy-ablation)" > /dev/null
 
+# The quantization ladder: dense (bf16 where the CPU has native bf16, else fp32) → int8 →
+# int4 g128 → int4 g32, weight-only, on GPT-2-124M's shape and stories260K, then
+# results/quant/{summary.csv,README.md,chart.svg}; e.g. `just quant-ablation --repeats 5`.
+quant-ablation *ARGS: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    start=$(date +%s)
+    cargo build --release -p experiments --bins
+    for rung in 1_baseline 2_int8 3_int4_g128 4_int4_g32; do
+        target/release/quant_$rung {{ARGS}}
+    done
+    target/release/quant_report --command "just quant-ablation {{ARGS}}" --wall-s $(( $(date +%s) - start )) > /dev/null
+    echo "quant ladder: results/quant/README.md"
+
 # Train any TOML config: `just train experiments/shakespeare_char_cpu.toml --set train.max_iters=300`.
 train CONFIG *ARGS: setup
     cargo run --release -p experiments --bin train -- {{CONFIG}} {{ARGS}}

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod docs;
 pub mod metrics;
+pub mod quant;
 pub mod rung;
 pub mod sample;
 pub mod speed;

@@ -332,7 +332,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let base =
             TrainConfig::load(&root.join("experiments/shakespeare_char_cpu.toml"), &[]).unwrap();
-        let (cfg, _) = base.model_config(65).unwrap();
+        let cfg = base.architecture(65).unwrap();
         let mut checked = 0;
         for &r in AccuracyRung::ALL {
             let p = root.join(format!("results/accuracy/rungs/{r}.json"));
@@ -350,13 +350,19 @@ mod tests {
         swiglu
             .edit_model(|c, run| AccuracyRung::SwiGlu.apply(c, run, &Knobs::default()))
             .unwrap();
-        let (c, run) = swiglu.model_config(65).unwrap();
+        let c = swiglu.architecture(65).unwrap();
         assert_eq!(
             (c.pos_emb, c.norm, c.mlp),
             (PosEmb::Rope, NormKind::RmsNorm, MlpKind::SwiGlu)
         );
         assert_eq!(c.intermediate_size, 344);
-        assert_eq!(run, base.model_config(65).unwrap().1);
+        for k in RunSettings::KEYS {
+            assert_eq!(
+                swiglu.model.get(k),
+                base.model.get(k),
+                "run setting {k} untouched"
+            );
+        }
         assert!(!swiglu.model.contains_key("vocab_size"));
     }
 }

@@ -2,7 +2,9 @@
 //! says bf16 is emulated and on one that says it is native: the precision each rung runs
 //! in, the reduced and marked rung 2, the time budget, and the report's machine line.
 use experiments::speed::report::{read_rows, Row};
+use experiments::speed::Phase;
 use runtime::hardware::{self, MachineRecord, Measured};
+use runtime::DType;
 use std::path::Path;
 use std::process::Command;
 
@@ -80,19 +82,19 @@ fn on_an_emulating_cpu_rung_2_is_reduced_and_marked_and_auto_is_fp32() {
     let r2 = rows(&out, "2_bf16");
     assert_eq!(r2.len(), 3);
     for r in &r2 {
-        assert_eq!(r.dtype, "bf16");
+        assert_eq!(r.dtype, DType::Bf16);
         assert!(r.note.contains("emulated"), "{r:?}");
         assert!(r.repeats >= 2 && r.repeats <= 3, "{r:?}");
     }
-    let train = r2.iter().find(|r| r.phase == "train").unwrap();
-    let decode = r2.iter().find(|r| r.phase == "decode").unwrap();
+    let train = r2.iter().find(|r| r.phase == Phase::Train).unwrap();
+    let decode = r2.iter().find(|r| r.phase == Phase::Decode).unwrap();
     assert_eq!((train.batch, decode.new_tokens), (1, 4), "reduced workload");
 
     let err = rung(env!("CARGO_BIN_EXE_speed_3_flash"), &machine, &out);
     assert!(err.contains("dtype auto → fp32"), "{err}");
     for r in rows(&out, "3_flash") {
-        assert_eq!((r.dtype.as_str(), r.note.as_str()), ("fp32", ""));
-        assert_eq!(r.batch, if r.phase == "train" { 2 } else { 1 });
+        assert_eq!((r.dtype, r.note.as_str()), (DType::Fp32, ""));
+        assert_eq!(r.batch, if r.phase == Phase::Train { 2 } else { 1 });
     }
     // The record the rows were measured against travels with them.
     let copied: MachineRecord =
@@ -125,7 +127,7 @@ fn on_a_native_bf16_machine_auto_is_bf16_and_nothing_is_cut() {
     let err = rung(env!("CARGO_BIN_EXE_speed_3_flash"), &machine, &out);
     assert!(err.contains("dtype auto → bf16"), "{err}");
     for r in rows(&out, "3_flash") {
-        assert_eq!((r.dtype.as_str(), r.note.as_str()), ("bf16", ""));
+        assert_eq!((r.dtype, r.note.as_str()), (DType::Bf16, ""));
     }
 }
 

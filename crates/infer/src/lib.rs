@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod generation;
 pub mod planner;
+pub mod quant;
 pub mod report;
 pub mod sampling;
 pub mod source;

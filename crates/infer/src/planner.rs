@@ -3,6 +3,7 @@
 //! 2023), and how many context tokens fit in a memory budget once the weights are loaded —
 //! for MHA, the chosen GQA and MQA side by side.
 use model::accounting::{kv_cache_bytes_per_token, weight_bytes};
+use model::quant::Scheme;
 use model::ModelConfig;
 use serde::Serialize;
 use std::fmt::Write;
@@ -28,6 +29,8 @@ pub struct Plan {
     pub n_head: usize,
     pub head_dim: usize,
     pub block_size: usize,
+    /// Weight quantization (`--quant`): "int8", "int4_g32", …; null = dense.
+    pub quant: Option<String>,
     pub rows: Vec<PlanRow>,
 }
 
@@ -41,7 +44,20 @@ fn kind(cfg: &ModelConfig, n_kv: usize) -> &'static str {
 
 /// One row: `cfg` as it is, in `bytes_per_elem` bytes per number, in `memory_bytes`.
 pub fn plan_row(cfg: &ModelConfig, bytes_per_elem: usize, memory_bytes: f64) -> PlanRow {
-    let weights = weight_bytes(cfg, bytes_per_elem);
+    plan_row_quant(cfg, bytes_per_elem, memory_bytes, None)
+}
+
+/// [`plan_row`] with the Linears and the head quantized by `quant` (`--quant`).
+pub fn plan_row_quant(
+    cfg: &ModelConfig,
+    bytes_per_elem: usize,
+    memory_bytes: f64,
+    quant: Option<Scheme>,
+) -> PlanRow {
+    let weights = match quant {
+        Some(q) => model::quant::planned_weight_bytes(cfg, q, bytes_per_elem),
+        None => weight_bytes(cfg, bytes_per_elem),
+    };
     let kv = kv_cache_bytes_per_token(cfg, bytes_per_elem);
     let left = (memory_bytes - weights as f64).max(0.0);
     PlanRow {
@@ -56,6 +72,16 @@ pub fn plan_row(cfg: &ModelConfig, bytes_per_elem: usize, memory_bytes: f64) -> 
 
 /// MHA, the chosen `n_kv_heads` and MQA (each once), for a budget of `memory_gb` (10⁹ bytes).
 pub fn plan(cfg: &ModelConfig, bytes_per_elem: usize, memory_gb: f64) -> Plan {
+    plan_quant(cfg, bytes_per_elem, memory_gb, None)
+}
+
+/// [`plan`] with weights quantized by `quant` (the KV cache stays in `bytes_per_elem`).
+pub fn plan_quant(
+    cfg: &ModelConfig,
+    bytes_per_elem: usize,
+    memory_gb: f64,
+    quant: Option<Scheme>,
+) -> Plan {
     let mut kvs = vec![cfg.n_head, cfg.n_kv_heads, 1];
     kvs.dedup();
     let rows = kvs
@@ -67,7 +93,7 @@ pub fn plan(cfg: &ModelConfig, bytes_per_elem: usize, memory_gb: f64) -> Plan {
             };
             PlanRow {
                 chosen: k == cfg.n_kv_heads,
-                ..plan_row(&c, bytes_per_elem, memory_gb * 1e9)
+                ..plan_row_quant(&c, bytes_per_elem, memory_gb * 1e9, quant)
             }
         })
         .collect();
@@ -78,6 +104,7 @@ pub fn plan(cfg: &ModelConfig, bytes_per_elem: usize, memory_gb: f64) -> Plan {
         n_head: cfg.n_head,
         head_dim: cfg.head_dim(),
         block_size: cfg.block_size,
+        quant: quant.map(|q| q.label()),
         rows,
     }
 }
@@ -88,8 +115,13 @@ impl Plan {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "memory plan: {} layers, {} query heads of {} dims, {} bytes per number, budget {} GB",
-            self.n_layer, self.n_head, self.head_dim, self.bytes_per_elem, self.memory_gb
+            "memory plan: {} layers, {} query heads of {} dims, {} bytes per number, weights {}, budget {} GB",
+            self.n_layer,
+            self.n_head,
+            self.head_dim,
+            self.bytes_per_elem,
+            self.quant.as_deref().unwrap_or("dense"),
+            self.memory_gb
         );
         let _ = writeln!(
             s,

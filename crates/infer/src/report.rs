@@ -31,6 +31,10 @@ pub struct Settings {
     pub seed: u64,
     pub max_new_tokens: usize,
     pub eos: Vec<i64>,
+    /// Weight quantization ("int8", "int4_g32", …); null = dense.
+    pub quant: Option<String>,
+    /// Bytes of the weights as held (quantized codes and scales included).
+    pub weight_bytes: i64,
 }
 
 /// The JSON report (`--format json`): one object on stdout.

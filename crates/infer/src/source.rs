@@ -149,7 +149,15 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
             let loaded = {
                 // Building the model draws its (then overwritten) initial weights.
                 let _lock = RANDOM_INIT.lock().unwrap_or_else(|e| e.into_inner());
-                model::io::load_as(dir, layout, &cfg, &settings, spec.device).with_context(ctx)?
+                if model::quant::store::read_quant_json(dir)?.is_some() {
+                    // Saved by `--save-quant`: codes and scales, repacked for the device.
+                    model::quant::store::load_as(dir, &cfg, &settings, spec.device)
+                        .with_context(ctx)?
+                        .0
+                } else {
+                    model::io::load_as(dir, layout, &cfg, &settings, spec.device)
+                        .with_context(ctx)?
+                }
             };
             let tokenizer = folder_tokenizer(dir, layout, &cfg).with_context(ctx)?;
             let (bos, eos) = hub_special_ids(dir);

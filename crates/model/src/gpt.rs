@@ -66,6 +66,8 @@ pub struct Gpt {
     pub h: Vec<Block>,
     pub ln_f: Norm,
     pub lm_head: Option<Tensor>,
+    /// Set by `quant::quantize_model`: the quantized head (a copy of `wte` when tied).
+    pub head_q: Option<crate::quant::QLinear>,
     rope: Option<Rope>,
 }
 
@@ -102,6 +104,7 @@ impl Gpt {
             h,
             ln_f,
             lm_head,
+            head_q: None,
             rope,
         })
     }
@@ -161,8 +164,11 @@ impl Gpt {
 
     /// LM head: (…, C) -> (…, V) in the compute dtype.
     pub fn head(&self, h: &Tensor) -> Tensor {
-        let w = self.lm_head.as_ref().unwrap_or(&self.wte);
         let k = self.settings.dtype.kind();
+        if let Some(q) = &self.head_q {
+            return q.forward(&h.to_kind(k));
+        }
+        let w = self.lm_head.as_ref().unwrap_or(&self.wte);
         h.to_kind(k).linear::<Tensor>(&w.to_kind(k), None)
     }
 

@@ -92,7 +92,11 @@ fn shape_str(s: &[i64]) -> String {
     format!("{s:?}")
 }
 
-fn take_checked(file: &mut HashMap<String, Tensor>, key: &str, expected: &[i64]) -> Result<Tensor> {
+pub(crate) fn take_checked(
+    file: &mut HashMap<String, Tensor>,
+    key: &str,
+    expected: &[i64],
+) -> Result<Tensor> {
     let t = file.remove(key).with_context(|| {
         format!(
             "missing tensor '{key}' (expected shape {})",
@@ -109,7 +113,7 @@ fn take_checked(file: &mut HashMap<String, Tensor>, key: &str, expected: &[i64])
     Ok(t)
 }
 
-fn extra_error(file: &HashMap<String, Tensor>) -> Result<()> {
+pub(crate) fn extra_error(file: &HashMap<String, Tensor>) -> Result<()> {
     if let Some((k, t)) = file.iter().min_by(|a, b| a.0.cmp(b.0)) {
         bail!(
             "unexpected tensor '{k}' with shape {} ({} unexpected in all): the file does not match the config",

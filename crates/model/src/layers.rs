@@ -13,6 +13,8 @@ pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     compute: Kind,
+    /// Set by `quant::quantize_model`: the matmul runs on the quantized weight instead.
+    pub quant: Option<crate::quant::QLinear>,
 }
 
 impl Linear {
@@ -37,14 +39,22 @@ impl Linear {
             weight,
             bias,
             compute,
+            quant: None,
         }
     }
 }
 
 impl nn::Module for Linear {
     fn forward(&self, x: &Tensor) -> Tensor {
-        let w = self.weight.to_kind(self.compute);
         let b = self.bias.as_ref().map(|b| b.to_kind(self.compute));
+        if let Some(q) = &self.quant {
+            let y = q.forward(&x.to_kind(self.compute));
+            return match b {
+                Some(b) => y + b,
+                None => y,
+            };
+        }
+        let w = self.weight.to_kind(self.compute);
         x.to_kind(self.compute).linear(&w, b.as_ref())
     }
 }

@@ -11,6 +11,7 @@ pub mod hf;
 pub mod io;
 pub mod layers;
 mod presets;
+pub mod quant;
 pub mod rope;
 pub mod settings;
 

@@ -80,7 +80,7 @@ pub fn main(rung: AccuracyRung) -> Result<()> {
     let knobs = Knobs::default();
     let mut rung_cfg = base.clone();
     rung_cfg.edit_model(|cfg, run| rung.apply(cfg, run, &knobs))?;
-    let rung_sets = rung.record(&base.model_config(1)?.0, &knobs);
+    let rung_sets = rung.record(&base.architecture(1)?, &knobs);
     tracing::info!("rung {}: {}", rung.name(), rung.describe());
     let mut rec = RungRecord {
         rung,

@@ -92,6 +92,15 @@ pub struct Args {
     /// Print the memory plan (weights, KV bytes per token, context tokens that fit) and exit.
     #[arg(long)]
     pub plan: bool,
+    /// Weight-only quantization of every Linear and the LM head: int8 (per-channel) or int4 (per group); --plan counts the quantized bytes.
+    #[arg(long, value_name = "int8|int4")]
+    pub quant: Option<String>,
+    /// int4 group size: 32, 64, 128 or 256 [default: 32].
+    #[arg(long, value_name = "N")]
+    pub group_size: Option<i64>,
+    /// Save the quantized model to DIR (load it later with --model DIR).
+    #[arg(long, value_name = "DIR", requires = "quant")]
+    pub save_quant: Option<PathBuf>,
     /// Memory budget for --plan, in GB (10⁹ bytes).
     #[arg(long, value_name = "M", default_value_t = 16.0)]
     pub memory_gb: f64,
@@ -171,8 +180,10 @@ pub(crate) fn plan(args: &Args, spec: &SourceSpec) -> Result<()> {
             args.memory_gb
         );
     }
-    let (cfg, _) = source::resolve(spec)?;
-    let plan = crate::planner::plan(&cfg, spec.dtype.bytes(), args.memory_gb);
+    let (cfg, folder) = source::resolve(spec)?;
+    let q = crate::quant::scheme(args.quant.as_deref(), args.group_size)?;
+    let q = q.or(crate::quant::folder_scheme(folder.map(|f| f.dir))?);
+    let plan = crate::planner::plan_quant(&cfg, spec.dtype.bytes(), args.memory_gb, q);
     let text = match args.format {
         Format::Text => plan.text(),
         Format::Json => serde_json::to_string(&plan)? + "\n",

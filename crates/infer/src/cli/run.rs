@@ -27,7 +27,11 @@ pub fn run(args: &Args) -> Result<()> {
     let sampler = args.sampler();
     sampler.validate()?;
     let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
-    let src = source::load(&spec)?;
+    let scheme = crate::quant::scheme(args.quant.as_deref(), args.group_size)?;
+    let mut src = source::load(&spec)?;
+    if let Some(q) = scheme {
+        crate::quant::apply(&mut src, q, args.save_quant.as_deref())?;
+    }
     let prompt = resolve_prompt(args, &src, prompt_ids)?;
     check_prompt(
         &src.model,
@@ -165,6 +169,8 @@ fn settings(args: &Args, src: &Source, opts: &GenOptions, device: Device) -> Set
         seed: args.seed,
         max_new_tokens: args.max_new_tokens,
         eos: opts.eos.clone(),
+        quant: src.model.head_q.as_ref().map(|q| q.scheme().label()),
+        weight_bytes: model::quant::weight_bytes(&src.vs, &src.model).total(),
     }
 }
 
