@@ -53,7 +53,8 @@ fn saved_quantized_model_generates_the_same_ids() {
     let tmp = tempfile::tempdir().unwrap();
     let (d, q) = (dir.display().to_string(), tmp.path().join("q"));
     let qs = q.display().to_string();
-    let base = "--prompt-ids 1 --temperature 0 --max-new-tokens 30 --kv-cache --format json";
+    let base =
+        "--prompt-ids 1 --temperature 0 --max-new-tokens 30 --kv-cache --format json --dtype fp32";
     for quant in ["int8", "int4"] {
         let mut a: Vec<&str> = vec!["--model", &d, "--quant", quant, "--save-quant", &qs];
         a.extend(base.split_whitespace());
