@@ -99,19 +99,12 @@ impl Meta {
     }
 }
 
-/// Write to a temporary name in the same folder, then rename: readers never see a
-/// half-written file, and concurrent writers (same content) do not clobber each other's temp.
+/// Write to a temporary name unique to this process, fsync, rename, fsync the folder:
+/// readers never see a half-written file, a crash never leaves a torn one, concurrent
+/// writers (same content) do not clobber each other's temp, and a failed write (a full
+/// disk) removes its partial file and names the path.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map_or("out".into(), |n| n.to_string_lossy());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()));
-    }
-    Ok(())
+    model::durable::write_bytes(path, bytes)
 }
 
 fn to_bytes(ids: &[u32], wide: bool) -> Vec<u8> {
@@ -149,6 +142,7 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
         return Err(DataError::MissingCorpus {
             path: corpus.into(),
             source_hint: "the corpus to prepare".into(),
+            remedy: "--data PATH".into(),
         }
         .into());
     }
@@ -196,7 +190,7 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(e).with_context(|| format!("removing stale {}", meta_path.display()))
         }
-        _ => {}
+        _ => model::durable::sync_dir(out_dir)?,
     }
     write_atomic(&out_dir.join("train.bin"), &to_bytes(&train, wide))?;
     write_atomic(&out_dir.join("val.bin"), &to_bytes(&val, wide))?;

@@ -31,11 +31,25 @@ impl Peak {
     }
 }
 
-/// Where the peak is recorded: `$LADDER_PEAK_FILE`, else `results/machine.json`.
+/// Where the peak is recorded: `$LADDER_PEAK_FILE`, else the checkout's
+/// `results/machine.json` (found from this crate's source path, never from the current
+/// directory, so a run started elsewhere does not scatter `results/` folders).
 pub fn default_path() -> std::path::PathBuf {
     std::env::var_os("LADDER_PEAK_FILE")
+        .filter(|p| !p.is_empty())
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from("results/machine.json"))
+        .unwrap_or_else(repo_machine_file)
+}
+
+/// `<checkout>/results/machine.json`.
+pub fn repo_machine_file() -> std::path::PathBuf {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")); // <root>/crates/experiments
+    crate_dir
+        .ancestors()
+        .nth(2)
+        .unwrap_or(crate_dir)
+        .join("results")
+        .join("machine.json")
 }
 
 /// Best-of-several FLOP rate of an n×n×n matmul in `kind`.
@@ -84,7 +98,7 @@ pub fn peak(path: &Path, device: Device) -> Result<Peak> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(path, serde_json::to_string_pretty(&p)? + "\n")
+    model::durable::write_bytes(path, (serde_json::to_string_pretty(&p)? + "\n").as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(
         "peak: fp32 {:.0} GFLOP/s, bf16 {:.0} GFLOP/s",

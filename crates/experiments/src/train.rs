@@ -75,10 +75,15 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let threads = sys::set_threads(tc.threads);
     let out_dir = cfg.run.out_dir.clone();
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    // One run per out_dir, for the life of this one (released on exit or crash).
+    let _lock = crate::lock::acquire(&out_dir)?;
 
     // Data: tokenise once, reuse while the corpus is unchanged.
     let corpus =
-        data::resolve_corpus((!cfg.data.corpus.is_empty()).then(|| Path::new(&cfg.data.corpus)))?;
+    data::resolve_corpus_as(
+        (!cfg.data.corpus.is_empty()).then(|| Path::new(&cfg.data.corpus)),
+        "--set data.corpus=PATH",
+    )?;
     let kind: data::TokenizerKind = cfg.data.tokenizer.parse().context("data.tokenizer")?;
     let stem = corpus
         .file_stem()
@@ -125,17 +130,19 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let mut rng = data::Rng::new(cfg.run.seed);
     let mut start = 0;
     let mut best_val: Option<f64> = None;
+    let mut resumed = None;
     if opts.resume {
-        let st = checkpoint::load(&out_dir, &mut vs, &mut opt)?;
-        if st.config != cfg.to_toml() {
-            tracing::warn!("the config differs from the checkpoint's; continuing with the new one");
-        }
-        start = st.step;
-        rng = data::Rng::from_state(st.data_rng);
-        best_val = st.best_val_loss;
-        tracing::info!(
-            "resumed from {} at step {start}",
-            checkpoint::dir(&out_dir).display()
+        let r = crate::resume::resume(&out_dir, &mut vs, &mut opt, &mcfg, &meta, &cfg.to_toml())?;
+        start = r.state.step;
+        rng = data::Rng::from_state(r.state.data_rng);
+        best_val = r.state.best_val_loss;
+        resumed = Some(r);
+    } else if let Some(old) = checkpoint::latest(&out_dir) {
+        tracing::warn!(
+            "{} holds a checkpoint at step {} ({}); without --resume this run starts afresh and replaces it at its first checkpoint",
+            out_dir.display(),
+            old.step(),
+            old.dir.display()
         );
     }
 
@@ -144,6 +151,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let flops_per_iter =
         train_flops_per_token(&mcfg, block) * (tc.batch_size * tc.grad_accum * block) as f64;
     let mut metrics = Metrics::open(&out_dir, start, opts.resume)?;
+    if let Some(r) = &resumed {
+        metrics.resume_event(&r.dir, start, &r.changed)?;
+    }
     metrics.start_event(
         cfg,
         &mcfg,
@@ -241,9 +251,13 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         };
         if !loss_sum.is_finite() || !norm.is_finite() {
             pb.abandon();
-            let ck = checkpoint::dir(&out_dir);
-            let kept = if ck.exists() {
-                format!("the last good checkpoint is kept at {}", ck.display())
+            // Only a checkpoint that verifies (and was finite when saved) is named as good.
+            let kept = if let Some(ck) = checkpoint::latest(&out_dir) {
+                format!(
+                    "the last good checkpoint (step {}) is kept at {}",
+                    ck.step(),
+                    ck.dir.display()
+                )
             } else {
                 "no checkpoint had been written yet".to_string()
             };
@@ -288,7 +302,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         String::new()
     };
     if !sample.is_empty() {
-        std::fs::write(out_dir.join("sample.txt"), &sample)?;
+        model::durable::write_bytes(&out_dir.join("sample.txt"), sample.as_bytes())?;
     }
     let outcome = Outcome {
         out_dir: out_dir.clone(),

@@ -2,6 +2,7 @@
 //! nanoGPT's `sample.py` and llama.cpp's `main`, plus the KV-cache / GQA ablation switches
 //! and the memory planner.
 use crate::generation::{check_prompt, generate, GenOptions};
+use crate::limits;
 use crate::report::{Report, Settings};
 use crate::runtime::{device_name, parse_device};
 use crate::sampling::Sampler;
@@ -137,7 +138,7 @@ impl Args {
     pub fn spec(&self, device: Device) -> SourceSpec {
         SourceSpec {
             model: self.model.clone(),
-            checkpoint: self.checkpoint.clone(),
+            checkpoint: self.checkpoint.as_deref().map(limits::resolve_checkpoint),
             preset: self.preset.clone(),
             gqa: self.gqa,
             attention: self.attention,
@@ -176,6 +177,7 @@ fn plan(args: &Args, spec: &SourceSpec) -> Result<()> {
 /// Run the command: plan, or load, generate (streaming in text mode) and report.
 pub fn run(args: &Args) -> Result<()> {
     let device = parse_device(&args.device)?;
+    limits::check_threads(args.threads)?;
     if args.threads > 0 {
         tch::set_num_threads(args.threads as i32);
     }
@@ -183,9 +185,7 @@ pub fn run(args: &Args) -> Result<()> {
     if args.plan {
         return plan(args, &spec);
     }
-    if args.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
+    limits::check_batch_range(args.batch)?;
     let sampler = args.sampler();
     sampler.validate()?;
     let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
@@ -209,6 +209,8 @@ pub fn run(args: &Args) -> Result<()> {
         std::slice::from_ref(&prompt),
         args.max_new_tokens,
     )?;
+    let positions = prompt.len() + args.max_new_tokens;
+    limits::check_batch(&src.model.cfg, args.batch, positions, args.dtype.bytes())?;
     if src.random_weights {
         eprintln!(
             "note: {}: the output is noise; this run measures speed only",

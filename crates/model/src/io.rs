@@ -8,6 +8,7 @@
 use crate::config::ModelConfig;
 use crate::gpt::Gpt;
 use crate::hf::{self, HfArch};
+use crate::validate;
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -37,13 +38,15 @@ pub fn read_config(dir: &Path) -> Result<(Layout, ModelConfig)> {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{}: not valid JSON", path.display()))?;
-    if v.get("model_type").is_some() {
+    let (layout, cfg) = if v.get("model_type").is_some() {
         let (arch, cfg) = hf::config_from_hf(&v).with_context(|| format!("{}", path.display()))?;
-        Ok((Layout::Hf(arch), cfg))
+        (Layout::Hf(arch), cfg)
     } else {
         let cfg = ModelConfig::from_json(&text).with_context(|| format!("{}", path.display()))?;
-        Ok((Layout::Native, cfg))
-    }
+        (Layout::Native, cfg)
+    };
+    validate::check_bounds(&cfg, layout).with_context(|| format!("{}", path.display()))?;
+    Ok((layout, cfg))
 }
 
 /// Load a folder in either layout onto `device`.
@@ -60,6 +63,9 @@ pub fn load_as(dir: &Path, layout: Layout, cfg: &ModelConfig, device: Device) ->
     if !path.is_file() {
         bail!("{file} not found (expected the model's weights beside config.json)");
     }
+    // Header, dtypes, shapes against the config, and memory: before any tensor exists.
+    cfg.validate()?;
+    validate::check_file(&path, layout, cfg)?;
     let tensors = Tensor::read_safetensors(&path)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| {
@@ -68,6 +74,11 @@ pub fn load_as(dir: &Path, layout: Layout, cfg: &ModelConfig, device: Device) ->
     let mut vs = nn::VarStore::new(device);
     let model = Gpt::new(&vs.root(), cfg)?;
     let mut file_map: HashMap<String, Tensor> = tensors.into_iter().collect();
+    for (k, t) in &file_map {
+        if !matches!(layout, Layout::Hf(a) if hf::is_ignored_hub_key(a, k, cfg.tie_embeddings)) {
+            validate::check_finite(k, t).with_context(|| format!("loading {file}"))?;
+        }
+    }
     match layout {
         Layout::Native => copy_native(&mut vs, &mut file_map),
         Layout::Hf(arch) => copy_hf(&mut vs, arch, cfg, &mut file_map),
@@ -162,16 +173,10 @@ fn copy_hf(
     extra_error(file)
 }
 
-/// Write `bytes` to `path` through a temporary file in the same folder, then rename.
+/// Write `path` through a temporary file unique to this process, synced, then renamed
+/// (see [`crate::durable::write_atomic`]).
 pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let name = path
-        .file_name()
-        .context("path has no file name")?
-        .to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    write(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    crate::durable::write_atomic(path, write)
 }
 
 fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {

@@ -1,0 +1,403 @@
+//! Checks a model folder before anything is allocated: the `model.safetensors` header
+//! (format: <https://github.com/huggingface/safetensors#format>, an 8-byte little-endian
+//! length, a JSON table of `{dtype, shape, data_offsets}`, then the bytes) is read on its
+//! own, every tensor's byte range and dtype is checked, and every size in `config.json` is
+//! checked against the shapes the file actually holds and against sane bounds and the
+//! memory there is. Only then are tensors created; their values are checked for
+//! non-finite numbers as they are loaded ([`check_finite`]).
+use crate::config::{ModelConfig, Norm, PosEmb};
+use crate::hf::{self, HfArch};
+use crate::io::Layout;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use tch::Tensor;
+
+/// The largest header we read (the format's own reference limit is 100 MB).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// One tensor as the header describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    pub dtype: String,
+    pub shape: Vec<i64>,
+    pub bytes: u64,
+}
+
+/// Bytes per element of the floating dtypes we load; `None` for anything else.
+fn float_size(dtype: &str) -> Option<u64> {
+    match dtype {
+        "F16" | "BF16" => Some(2),
+        "F32" => Some(4),
+        "F64" => Some(8),
+        _ => None,
+    }
+}
+
+/// Read and check the header of a safetensors file: the length prefix, the JSON, every
+/// dtype (floating point only), shape and byte range (inside the file, sized to match).
+pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>> {
+    let file = path.display();
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {file}"))?;
+    let len = f.metadata().with_context(|| format!("reading {file}"))?.len();
+    let mut n = [0u8; 8];
+    if len < 8 || f.read_exact(&mut n).is_err() {
+        bail!("{file}: {len} bytes, too short for a safetensors header (truncated or corrupt?)");
+    }
+    let n = u64::from_le_bytes(n);
+    if n > MAX_HEADER || n > len - 8 {
+        bail!("{file}: the header claims {n} bytes but the file has {len} (truncated or corrupt?)");
+    }
+    let mut buf = vec![0u8; n as usize];
+    f.read_exact(&mut buf)
+        .with_context(|| format!("{file}: reading the header (truncated or corrupt?)"))?;
+    let v: serde_json::Value = serde_json::from_slice(&buf)
+        .with_context(|| format!("{file}: the header is not valid JSON (truncated or corrupt?)"))?;
+    let table = v
+        .as_object()
+        .with_context(|| format!("{file}: the header is not a JSON object (corrupt?)"))?;
+    let data_len = len - 8 - n;
+    let mut out = BTreeMap::new();
+    let mut ranges = Vec::new();
+    for (name, t) in table.iter().filter(|(k, _)| *k != "__metadata__") {
+        let bad = |what: &str| anyhow::anyhow!("{file}: tensor '{name}': {what} (corrupt header?)");
+        let dtype = t["dtype"].as_str().ok_or_else(|| bad("no dtype"))?;
+        let size = float_size(dtype).ok_or_else(|| {
+            anyhow::anyhow!("{file}: tensor '{name}' has dtype {dtype}; weights must be floating point (F16, BF16, F32 or F64)")
+        })?;
+        let shape: Vec<i64> = t["shape"]
+            .as_array()
+            .ok_or_else(|| bad("no shape"))?
+            .iter()
+            .map(|d| d.as_u64().filter(|&d| d <= i64::MAX as u64).map(|d| d as i64))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("a dimension is not a non-negative integer"))?;
+        let offs = t["data_offsets"]
+            .as_array()
+            .filter(|a| a.len() == 2)
+            .and_then(|a| Some((a[0].as_u64()?, a[1].as_u64()?)))
+            .ok_or_else(|| bad("data_offsets is not [begin, end]"))?;
+        let elems = shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
+        let bytes = elems
+            .and_then(|e| e.checked_mul(size))
+            .ok_or_else(|| bad("the shape overflows"))?;
+        if offs.0 > offs.1 || offs.1 > data_len || offs.1 - offs.0 != bytes {
+            bail!(
+                "{file}: tensor '{name}' ({dtype} {shape:?}, {bytes} bytes) has data_offsets [{}, {}] but the data section is {data_len} bytes (truncated or corrupt?)",
+                offs.0, offs.1
+            );
+        }
+        ranges.push((offs.0, offs.1, name.clone()));
+        out.insert(
+            name.clone(),
+            TensorInfo {
+                dtype: dtype.into(),
+                shape,
+                bytes,
+            },
+        );
+    }
+    ranges.sort();
+    for w in ranges.windows(2) {
+        if w[0].1 > w[1].0 {
+            bail!(
+                "{file}: tensors '{}' and '{}' overlap in the data section (corrupt header?)",
+                w[0].2,
+                w[1].2
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// A tensor the config implies: its key in the file, shape, and the config keys behind it.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub key: String,
+    pub shape: Vec<i64>,
+    pub dims: String,
+}
+
+/// The variables `Gpt::new` creates for `cfg`, with their shapes, in our naming.
+pub fn native_shapes(cfg: &ModelConfig) -> Vec<Expected> {
+    let (v, d, bs) = (
+        cfg.vocab_size as i64,
+        cfg.n_embd as i64,
+        cfg.block_size as i64,
+    );
+    let (hs, nh, nkv) = (
+        cfg.head_dim() as i64,
+        cfg.n_head as i64,
+        cfg.n_kv_heads as i64,
+    );
+    let h = cfg.intermediate_size as i64;
+    let mut out = Vec::new();
+    let mut push = |key: String, shape: Vec<i64>, dims: &str| {
+        out.push(Expected {
+            key,
+            shape,
+            dims: dims.into(),
+        })
+    };
+    let norm_bias = cfg.norm == Norm::LayerNorm && cfg.bias;
+    push("wte.weight".into(), vec![v, d], "[vocab_size, n_embd]");
+    if cfg.pos_emb == PosEmb::Learned {
+        push("wpe.weight".into(), vec![bs, d], "[block_size, n_embd]");
+    }
+    let qkv = (nh + 2 * nkv) * hs;
+    for i in 0..cfg.n_layer {
+        let mut linear = |name: &str, out_dim: i64, in_dim: i64, dims: &str| {
+            push(format!("h.{i}.{name}.weight"), vec![out_dim, in_dim], dims);
+            if cfg.bias {
+                let od = dims.split(',').next().unwrap_or("[").to_string() + "]";
+                push(format!("h.{i}.{name}.bias"), vec![out_dim], &od);
+            }
+        };
+        linear(
+            "attn.c_attn",
+            qkv,
+            d,
+            "[(n_head + 2·n_kv_heads)·n_embd/n_head, n_embd]",
+        );
+        linear("attn.c_proj", d, d, "[n_embd, n_embd]");
+        match cfg.mlp {
+            crate::config::Mlp::Gelu => {
+                linear("mlp.c_fc", h, d, "[intermediate_size, n_embd]");
+                linear("mlp.c_proj", d, h, "[n_embd, intermediate_size]");
+            }
+            crate::config::Mlp::SwiGlu => {
+                linear("mlp.gate_proj", h, d, "[intermediate_size, n_embd]");
+                linear("mlp.up_proj", h, d, "[intermediate_size, n_embd]");
+                linear("mlp.down_proj", d, h, "[n_embd, intermediate_size]");
+            }
+        }
+        for ln in ["ln_1", "ln_2"] {
+            push(format!("h.{i}.{ln}.weight"), vec![d], "[n_embd]");
+            if norm_bias {
+                push(format!("h.{i}.{ln}.bias"), vec![d], "[n_embd]");
+            }
+        }
+    }
+    push("ln_f.weight".into(), vec![d], "[n_embd]");
+    if norm_bias {
+        push("ln_f.bias".into(), vec![d], "[n_embd]");
+    }
+    if !cfg.tie_embeddings {
+        push("lm_head.weight".into(), vec![v, d], "[vocab_size, n_embd]");
+    }
+    out
+}
+
+/// Our config key names as a Hub `config.json` spells them.
+fn hub_names(arch: HfArch, dims: &str) -> String {
+    let table: &[(&str, &str)] = match arch {
+        HfArch::Gpt2 => &[("block_size", "n_positions"), ("intermediate_size", "n_inner")],
+        HfArch::Llama => &[
+            ("n_kv_heads", "num_key_value_heads"),
+            ("n_head", "num_attention_heads"),
+            ("n_embd", "hidden_size"),
+            ("block_size", "max_position_embeddings"),
+            ("n_layer", "num_hidden_layers"),
+        ],
+    };
+    table
+        .iter()
+        .fold(dims.to_string(), |s, (ours, hub)| s.replace(ours, hub))
+}
+
+/// The tensors a folder in `layout` must hold for `cfg`, under the file's own key names.
+pub fn expected(
+    cfg: &ModelConfig,
+    layout: Layout,
+    header: &BTreeMap<String, TensorInfo>,
+) -> Vec<Expected> {
+    let native = native_shapes(cfg);
+    let Layout::Hf(arch) = layout else {
+        return native;
+    };
+    let by_name: BTreeMap<&str, &Expected> = native.iter().map(|e| (e.key.as_str(), e)).collect();
+    let prefix = if arch == HfArch::Gpt2 && header.keys().any(|k| k.starts_with("transformer."))
+    {
+        "transformer."
+    } else {
+        ""
+    };
+    let hs = cfg.head_dim() as i64;
+    let mut out = Vec::new();
+    for m in hf::key_map(arch, cfg, prefix) {
+        let Some(e) = by_name.get(m.ours.as_str()) else {
+            continue;
+        };
+        let dims = hub_names(arch, &e.dims);
+        if m.hub.len() == 3 {
+            let d = e.shape[1];
+            let rows = [cfg.n_head as i64 * hs, cfg.n_kv_heads as i64 * hs];
+            let names = ["n_head", "n_kv_heads", "n_kv_heads"];
+            for (i, k) in m.hub.iter().enumerate() {
+                out.push(Expected {
+                    key: k.clone(),
+                    shape: vec![rows[i.min(1)], d],
+                    dims: hub_names(arch, &format!("[{}·head_dim, n_embd]", names[i])),
+                });
+            }
+        } else if m.transposed {
+            let parts: Vec<&str> = e.dims.trim_matches(['[', ']']).split(", ").collect();
+            out.push(Expected {
+                key: m.hub[0].clone(),
+                shape: vec![e.shape[1], e.shape[0]],
+                dims: hub_names(arch, &format!("[{}, {}]", parts[1], parts[0])),
+            });
+        } else {
+            out.push(Expected {
+                key: m.hub[0].clone(),
+                shape: e.shape.clone(),
+                dims,
+            });
+        }
+    }
+    out
+}
+
+/// Upper bounds on the sizes a config may ask for (far above any model here; they keep a
+/// hostile `config.json` from asking for terabytes before its weights are even opened).
+pub const LIMITS: &[(&str, usize)] = &[
+    ("vocab_size", 1 << 22),
+    ("block_size", 1 << 22),
+    ("n_layer", 1024),
+    ("n_head", 1024),
+    ("n_kv_heads", 1024),
+    ("n_embd", 1 << 16),
+    ("intermediate_size", 1 << 18),
+];
+
+/// Check `cfg`'s sizes against [`LIMITS`] and its floats for finiteness; the error names
+/// the key as `config.json` in `layout` spells it.
+pub fn check_bounds(cfg: &ModelConfig, layout: Layout) -> Result<()> {
+    let name = |ours: &str| match layout {
+        Layout::Hf(arch) => hub_names(arch, ours),
+        Layout::Native => ours.to_string(),
+    };
+    for &(key, max) in LIMITS {
+        let v = match key {
+            "vocab_size" => cfg.vocab_size,
+            "block_size" => cfg.block_size,
+            "n_layer" => cfg.n_layer,
+            "n_head" => cfg.n_head,
+            "n_kv_heads" => cfg.n_kv_heads,
+            "n_embd" => cfg.n_embd,
+            _ => cfg.intermediate_size,
+        };
+        if v > max {
+            bail!(
+                "key '{}' = {v} is out of range (expected at most {max})",
+                name(key)
+            );
+        }
+    }
+    let eps = match layout {
+        Layout::Hf(HfArch::Gpt2) => "layer_norm_epsilon",
+        Layout::Hf(HfArch::Llama) => "rms_norm_eps",
+        Layout::Native => "norm_eps",
+    };
+    if !(cfg.norm_eps.is_finite() && cfg.norm_eps < 1.0) {
+        bail!(
+            "key '{eps}' = {} is out of range (expected a small positive number)",
+            cfg.norm_eps
+        );
+    }
+    if !cfg.rope_theta.is_finite() {
+        bail!("key 'rope_theta' = {} must be finite", cfg.rope_theta);
+    }
+    Ok(())
+}
+
+/// Memory this process may still take, from `/proc/meminfo` (`None` where unknown).
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Bytes loading `cfg` takes: fp32 variables, the RoPE tables, and the file itself.
+pub fn load_bytes(cfg: &ModelConfig, file_bytes: u64) -> u64 {
+    let params: u64 = native_shapes(cfg)
+        .iter()
+        .map(|e| e.shape.iter().map(|&d| d as u64).product::<u64>())
+        .sum();
+    let rope = if cfg.pos_emb == PosEmb::Rope {
+        2 * cfg.block_size as u64 * cfg.head_dim() as u64 * 4
+    } else {
+        0
+    };
+    params * 4 + rope + file_bytes
+}
+
+/// Check the header of `file` against what `cfg` in `layout` needs, and that loading fits
+/// in memory. Errors name the tensor, both shapes and the config keys behind the expected one.
+pub fn check_file(file: &Path, layout: Layout, cfg: &ModelConfig) -> Result<()> {
+    let header = read_header(file)?;
+    let shown = file.display();
+    let tied = cfg.tie_embeddings;
+    let mut left: BTreeMap<&String, &TensorInfo> = header
+        .iter()
+        .filter(|(k, _)| match layout {
+            Layout::Hf(arch) => !hf::is_ignored_hub_key(arch, k, tied),
+            Layout::Native => true,
+        })
+        .collect();
+    for e in expected(cfg, layout, &header) {
+        let Some(t) = left.remove(&e.key) else {
+            bail!(
+                "{shown}: missing tensor '{}' (expected shape {:?} = {} from config.json)",
+                e.key,
+                e.shape,
+                e.dims
+            );
+        };
+        if t.shape != e.shape {
+            bail!(
+                "{shown}: tensor '{}' has shape {:?}, expected {:?} = {} from config.json",
+                e.key,
+                t.shape,
+                e.shape,
+                e.dims
+            );
+        }
+    }
+    if let Some((k, t)) = left.iter().next() {
+        bail!(
+            "{shown}: unexpected tensor '{k}' with shape {:?} ({} unexpected in all): the file does not match config.json (n_layer? tie_embeddings?)",
+            t.shape,
+            left.len()
+        );
+    }
+    let file_bytes = std::fs::metadata(file).map_or(0, |m| m.len());
+    let need = load_bytes(cfg, file_bytes);
+    if let Some(avail) = available_memory().filter(|&a| need > a) {
+        bail!(
+            "{shown}: loading needs about {:.2} GB but only {:.2} GB of memory is available",
+            need as f64 / 1e9,
+            avail as f64 / 1e9
+        );
+    }
+    Ok(())
+}
+
+/// An error when any value of `t` (tensor `key`) is NaN or infinite.
+pub fn check_finite(key: &str, t: &Tensor) -> Result<()> {
+    if !t.is_floating_point() {
+        bail!("tensor '{key}' has dtype {:?}; weights must be floating point", t.kind());
+    }
+    let bad = t.numel() as i64 - t.isfinite().sum(tch::Kind::Int64).int64_value(&[]);
+    if bad > 0 {
+        bail!(
+            "tensor '{key}' has {bad} non-finite values (NaN or infinite) of {}: the weights are corrupt",
+            t.numel()
+        );
+    }
+    Ok(())
+}
