@@ -25,18 +25,22 @@ pub struct TensorInfo {
     pub bytes: u64,
 }
 
-/// Bytes per element of the floating dtypes we load; `None` for anything else.
-fn float_size(dtype: &str) -> Option<u64> {
+/// Bytes per element of a safetensors dtype; `None` for one we do not know.
+fn dtype_size(dtype: &str) -> Option<u64> {
     match dtype {
-        "F16" | "BF16" => Some(2),
-        "F32" => Some(4),
-        "F64" => Some(8),
+        "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" => Some(1),
+        "F16" | "BF16" | "I16" | "U16" => Some(2),
+        "F32" | "I32" | "U32" => Some(4),
+        "F64" | "I64" | "U64" => Some(8),
         _ => None,
     }
 }
 
+/// The dtypes weights may have.
+pub const FLOAT_DTYPES: &[&str] = &["F16", "BF16", "F32", "F64"];
+
 /// Read and check the header of a safetensors file: the length prefix, the JSON, every
-/// dtype (floating point only), shape and byte range (inside the file, sized to match).
+/// dtype (a known one), shape and byte range (inside the file, sized to match).
 pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>> {
     let file = path.display();
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {file}"))?;
@@ -63,8 +67,8 @@ pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>> {
     for (name, t) in table.iter().filter(|(k, _)| *k != "__metadata__") {
         let bad = |what: &str| anyhow::anyhow!("{file}: tensor '{name}': {what} (corrupt header?)");
         let dtype = t["dtype"].as_str().ok_or_else(|| bad("no dtype"))?;
-        let size = float_size(dtype).ok_or_else(|| {
-            anyhow::anyhow!("{file}: tensor '{name}' has dtype {dtype}; weights must be floating point (F16, BF16, F32 or F64)")
+        let size = dtype_size(dtype).ok_or_else(|| {
+            anyhow::anyhow!("{file}: tensor '{name}' has unknown dtype '{dtype}' (corrupt header?)")
         })?;
         let shape: Vec<i64> = t["shape"]
             .as_array()
@@ -349,6 +353,13 @@ pub fn check_file(file: &Path, layout: Layout, cfg: &ModelConfig) -> Result<()> 
             Layout::Native => true,
         })
         .collect();
+    if let Some((k, t)) = left.iter().find(|(_, t)| !FLOAT_DTYPES.contains(&t.dtype.as_str())) {
+        bail!(
+            "{shown}: tensor '{k}' has dtype {}; weights must be floating point ({})",
+            t.dtype,
+            FLOAT_DTYPES.join(", ")
+        );
+    }
     for e in expected(cfg, layout, &header) {
         let Some(t) = left.remove(&e.key) else {
             bail!(
