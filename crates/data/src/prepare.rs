@@ -99,12 +99,10 @@ impl Meta {
     }
 }
 
-/// Write to a temporary name unique to this process, fsync, rename, fsync the folder:
-/// readers never see a half-written file, a crash never leaves a torn one, concurrent
-/// writers (same content) do not clobber each other's temp, and a failed write (a full
-/// disk) removes its partial file and names the path.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    model::durable::write_bytes(path, bytes)
+/// Readers never see a half-written file, and concurrent writers (same content) do not
+/// clobber each other's temp file (its name is unique per process).
+fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    runtime::fsio::write_atomic(path, |tmp| Ok(std::fs::write(tmp, bytes)?))
 }
 
 fn to_bytes(ids: &[u32], wide: bool) -> Vec<u8> {
@@ -190,10 +188,10 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(e).with_context(|| format!("removing stale {}", meta_path.display()))
         }
-        _ => model::durable::sync_dir(out_dir)?,
+        _ => runtime::fsio::fsync_dir(out_dir)?,
     }
-    write_atomic(&out_dir.join("train.bin"), &to_bytes(&train, wide))?;
-    write_atomic(&out_dir.join("val.bin"), &to_bytes(&val, wide))?;
+    write_bytes(&out_dir.join("train.bin"), &to_bytes(&train, wide))?;
+    write_bytes(&out_dir.join("val.bin"), &to_bytes(&val, wide))?;
     let meta = Meta {
         tokenizer: kind,
         vocab_size: tok.vocab_size(),
@@ -204,7 +202,7 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
         source_sha256: sha,
         chars,
     };
-    write_atomic(
+    write_bytes(
         &meta_path,
         (serde_json::to_string_pretty(&meta)? + "\n").as_bytes(),
     )?;

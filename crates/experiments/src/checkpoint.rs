@@ -11,7 +11,7 @@
 //! verifiable checkpoint exists, and resume picks the newest that verifies.
 use crate::manifest::{self, Found, Manifest, FILES, LEGACY, MANIFEST, POINTER};
 use anyhow::{bail, Context, Result};
-use model::durable::{sync_dir, write_bytes};
+use runtime::fsio::{fsync_dir as sync_dir, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{nn, Tensor};
@@ -44,6 +44,11 @@ pub fn crash_point(point: &str) {
     }
 }
 
+/// Write `bytes` to `path` durably (temp, fsync, rename, fsync the folder).
+fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, |t| Ok(std::fs::write(t, bytes)?))
+}
+
 /// The folder name for a save at `step` that does not exist yet.
 fn fresh_name(out_dir: &Path, step: usize) -> String {
     let base = format!("ckpt-{step:06}");
@@ -73,7 +78,7 @@ fn write_files(
     write_bytes(&tmp.join("meta.json"), &meta)?;
     let opt_state = opt.state_tensors();
     let p = tmp.join("optimizer.safetensors");
-    model::io::write_atomic(&p, |t| {
+    write_atomic(&p, |t| {
         Tensor::write_safetensors(&opt_state, t).map_err(|e| anyhow::anyhow!("{e}"))
     })?;
     crash_point("ckpt-files");

@@ -74,7 +74,7 @@ fn truncate_rows<T: Serialize + for<'de> Deserialize<'de>>(
         w.serialize(r)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-    model::durable::write_bytes(path, &bytes)?;
+    runtime::fsio::write_atomic(path, |t| Ok(std::fs::write(t, &bytes)?))?;
     Ok(rows)
 }
 
@@ -95,7 +95,7 @@ fn truncate_jsonl(path: &Path, start: usize) -> Result<()> {
             }
         })
         .collect();
-    model::durable::write_bytes(path, kept.as_bytes())
+    runtime::fsio::write_atomic(path, |t| Ok(std::fs::write(t, &kept)?))
 }
 
 fn appender(path: &Path, has_rows: bool) -> Result<csv::Writer<File>> {
@@ -178,7 +178,7 @@ impl Metrics {
     ) -> Result<()> {
         self.event(serde_json::json!({
             "event": "start", "config": cfg, "model": mcfg, "params": params,
-            "git_rev": crate::sys::git_rev(), "timestamp": crate::sys::timestamp_utc(),
+            "git_rev": runtime::facts::git_rev(), "timestamp": runtime::facts::timestamp_utc(),
             "device": device, "threads": threads, "machine": crate::sys::cpu_name(), "peak": peak,
         }))
     }
@@ -187,7 +187,7 @@ impl Metrics {
     pub fn resume_event(&mut self, from: &Path, step: usize, changed: &[String]) -> Result<()> {
         self.event(serde_json::json!({
             "event": "resume", "from": from, "step": step, "changed": changed,
-            "timestamp": crate::sys::timestamp_utc(),
+            "timestamp": runtime::facts::timestamp_utc(),
         }))
     }
 
@@ -213,9 +213,11 @@ impl Metrics {
     }
 
     pub fn finish<T: Serialize>(&mut self, summary: &T) -> Result<()> {
-        self.event(serde_json::json!({"event": "end", "timestamp": crate::sys::timestamp_utc()}))?;
+        self.event(
+            serde_json::json!({"event": "end", "timestamp": runtime::facts::timestamp_utc()}),
+        )?;
         let path = self.dir.join("summary.json");
-        model::io::write_atomic(&path, |tmp| {
+        runtime::fsio::write_atomic(&path, |tmp| {
             Ok(std::fs::write(
                 tmp,
                 serde_json::to_string_pretty(summary)? + "\n",

@@ -5,6 +5,7 @@
 //! reaches on this machine for a large square product, per dtype, not a datasheet number.
 use crate::sys;
 use anyhow::{Context, Result};
+use runtime::device::sync;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -43,13 +44,20 @@ pub fn default_path() -> std::path::PathBuf {
 
 /// `<checkout>/results/machine.json`.
 pub fn repo_machine_file() -> std::path::PathBuf {
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")); // <root>/crates/experiments
-    crate_dir
-        .ancestors()
-        .nth(2)
-        .unwrap_or(crate_dir)
+    runtime::resources::workspace_root()
         .join("results")
         .join("machine.json")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_machine_file_does_not_depend_on_the_current_directory() {
+        let p = super::repo_machine_file();
+        assert!(p.is_absolute(), "{}", p.display());
+        assert!(p.ends_with("results/machine.json"));
+        assert!(p.parent().unwrap().parent().unwrap().join("Cargo.toml").is_file());
+    }
 }
 
 /// Best-of-several FLOP rate of an n×n×n matmul in `kind`.
@@ -62,9 +70,7 @@ pub fn measure_matmul(kind: Kind, n: i64, device: Device) -> f64 {
     for _ in 0..5 {
         let t = Instant::now();
         let c = a.matmul(&b);
-        if let Device::Cuda(_) = device {
-            tch::Cuda::synchronize(0);
-        }
+        sync(device);
         let _ = c.numel();
         best = best.max(flops / t.elapsed().as_secs_f64());
     }
@@ -75,7 +81,7 @@ pub fn measure_matmul(kind: Kind, n: i64, device: Device) -> f64 {
 /// recorded for the same ones, else measured (a few seconds) and written there.
 pub fn peak(path: &Path, device: Device) -> Result<Peak> {
     let machine = sys::cpu_name();
-    let dev = sys::device_name(device);
+    let dev = runtime::device::device_name(device);
     let threads = tch::get_num_threads() as usize;
     if let Ok(text) = std::fs::read_to_string(path) {
         if let Ok(p) = serde_json::from_str::<Peak>(&text) {
@@ -93,12 +99,14 @@ pub fn peak(path: &Path, device: Device) -> Result<Peak> {
         fp32_flops: measure_matmul(Kind::Float, n, device),
         bf16_flops: measure_matmul(Kind::BFloat16, n, device),
         matmul_n: n,
-        measured_at: sys::timestamp_utc(),
+        measured_at: runtime::facts::timestamp_utc(),
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    model::durable::write_bytes(path, (serde_json::to_string_pretty(&p)? + "\n").as_bytes())
+    runtime::fsio::write_atomic(path, |t| {
+        Ok(std::fs::write(t, serde_json::to_string_pretty(&p)? + "\n")?)
+    })
         .with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(
         "peak: fp32 {:.0} GFLOP/s, bf16 {:.0} GFLOP/s",

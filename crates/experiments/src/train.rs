@@ -5,7 +5,7 @@
 use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
 use crate::metrics::{EvalRow, Metrics, StepRow};
-use crate::{peak, sys};
+use crate::peak;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::accounting::{param_count, train_flops_per_token};
@@ -55,7 +55,7 @@ impl Ctx<'_> {
         let _g = tch::no_grad_guard();
         let mut out = [0.0; 2];
         for (i, split) in [&self.train, &self.val].into_iter().enumerate() {
-            let mut rng = data::Rng::new(seed ^ 0x5EED_E7A1 ^ ((step as u64) << 8) ^ i as u64);
+            let mut rng = runtime::Rng::new(seed ^ 0x5EED_E7A1 ^ ((step as u64) << 8) ^ i as u64);
             let mut sum = 0.0;
             for _ in 0..iters {
                 let (x, y) = split.get_batch(&mut rng, batch, self.block, self.device)?;
@@ -71,8 +71,8 @@ impl Ctx<'_> {
 pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let t_start = Instant::now();
     let tc = &cfg.train;
-    let device = sys::parse_device(&tc.device).context("train.device")?;
-    let threads = sys::set_threads(tc.threads);
+    let device = runtime::device::parse_device(&tc.device).context("train.device")?;
+    let threads = runtime::device::set_threads(tc.threads);
     let out_dir = cfg.run.out_dir.clone();
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     // One run per out_dir, for the life of this one (released on exit or crash).
@@ -127,14 +127,14 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         warmup_iters: tc.warmup_iters,
         lr_decay_iters: tc.lr_decay_iters,
     };
-    let mut rng = data::Rng::new(cfg.run.seed);
+    let mut rng = runtime::Rng::new(cfg.run.seed);
     let mut start = 0;
     let mut best_val: Option<f64> = None;
     let mut resumed = None;
     if opts.resume {
         let r = crate::resume::resume(&out_dir, &mut vs, &mut opt, &mcfg, &meta, &cfg.to_toml())?;
         start = r.state.step;
-        rng = data::Rng::from_state(r.state.data_rng);
+        rng = runtime::Rng::from_state(r.state.data_rng);
         best_val = r.state.best_val_loss;
         resumed = Some(r);
     } else if let Some(old) = checkpoint::latest(&out_dir) {
@@ -158,7 +158,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         cfg,
         &mcfg,
         pc.total,
-        &sys::device_name(device),
+        &runtime::device::device_name(device),
         threads,
         &peak,
     )?;
@@ -169,7 +169,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         tc.batch_size * tc.grad_accum * block,
         tc.max_iters,
         format!("{:?}", mcfg.dtype).to_lowercase(),
-        sys::device_name(device),
+        runtime::device::device_name(device),
         threads
     );
     let ctx = Ctx {
@@ -302,7 +302,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         String::new()
     };
     if !sample.is_empty() {
-        model::durable::write_bytes(&out_dir.join("sample.txt"), sample.as_bytes())?;
+        runtime::fsio::write_atomic(&out_dir.join("sample.txt"), |t| {
+            Ok(std::fs::write(t, &sample)?)
+        })?;
     }
     let outcome = Outcome {
         out_dir: out_dir.clone(),

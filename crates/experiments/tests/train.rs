@@ -14,7 +14,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 const BASE: &str = include_str!("../../../experiments/shakespeare_char_cpu.toml");
 
 fn corpus() -> Option<String> {
-    let p = data::shared_dir().join("data/tinyshakespeare.txt");
+    let p = runtime::resources::shared_dir().join("data/tinyshakespeare.txt");
     if p.exists() {
         return Some(p.display().to_string());
     }

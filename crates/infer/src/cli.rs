@@ -4,13 +4,14 @@
 use crate::generation::{check_prompt, generate, GenOptions};
 use crate::limits;
 use crate::report::{Report, Settings};
-use crate::runtime::{device_name, parse_device};
 use crate::sampling::Sampler;
 use crate::source::{self, SourceSpec};
 use crate::stream::Utf8Stream;
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Parser, ValueEnum};
-use model::{Attention, DType};
+use model::Attention;
+use runtime::device::{device_name, parse_device};
+use runtime::DType;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::Device;

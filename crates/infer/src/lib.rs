@@ -14,7 +14,6 @@ pub mod generation;
 pub mod limits;
 pub mod planner;
 pub mod report;
-pub mod runtime;
 pub mod sampling;
 pub mod source;
 pub mod stream;

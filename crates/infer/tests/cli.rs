@@ -107,7 +107,7 @@ fn text_mode_streams_and_reports_on_stderr() {
 
 #[test]
 fn stories260k_from_bos_matches_the_reference() {
-    let Some(dir) = model::resources::shared_resource("models/stories260K").unwrap() else {
+    let Some(dir) = runtime::resources::shared_resource("models/stories260K").unwrap() else {
         return;
     };
     let d = dir.display().to_string();

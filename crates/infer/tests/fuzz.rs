@@ -23,7 +23,7 @@ impl Rng {
 }
 
 fn base(name: &str) -> Option<std::path::PathBuf> {
-    let p = model::resources::shared_resource(&format!("models/{name}")).unwrap();
+    let p = runtime::resources::shared_resource(&format!("models/{name}")).unwrap();
     if p.is_none() {
         eprintln!("skipping: shared models/{name} missing");
     }

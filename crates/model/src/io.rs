@@ -10,6 +10,7 @@ use crate::gpt::Gpt;
 use crate::hf::{self, HfArch};
 use crate::validate;
 use anyhow::{bail, Context, Result};
+use runtime::fsio::write_atomic;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::{nn, Device, Tensor};
@@ -171,12 +172,6 @@ fn copy_hf(
         Ok(())
     })?;
     extra_error(file)
-}
-
-/// Write `path` through a temporary file unique to this process, synced, then renamed
-/// (see [`crate::durable::write_atomic`]).
-pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    crate::durable::write_atomic(path, write)
 }
 
 fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {

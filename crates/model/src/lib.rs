@@ -6,16 +6,14 @@ pub mod accounting;
 pub mod attention;
 pub mod cache;
 pub mod config;
-pub mod durable;
 pub mod gpt;
 pub mod hf;
 pub mod io;
 pub mod layers;
-pub mod resources;
 pub mod rope;
 pub mod validate;
 
 pub use cache::KvCache;
-pub use config::{Attention, ConfigError, DType, Mlp, ModelConfig, Norm, PosEmb};
+pub use config::{Attention, ConfigError, Mlp, ModelConfig, Norm, PosEmb};
 pub use gpt::Gpt;
 pub use io::{load, load_as, read_config, save_hf, save_native, Layout, Loaded};

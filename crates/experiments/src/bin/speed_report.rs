@@ -20,7 +20,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    experiments::sys::init_logging();
+    runtime::logging::init();
     let args = Args::parse();
     let rows = report::summarize(&args.out)?;
     let readme = report::readme(&args.out, &rows, &args.command)?;

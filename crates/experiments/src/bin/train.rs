@@ -29,7 +29,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    experiments::sys::init_logging();
+    runtime::logging::init();
     let args = Args::parse();
     let cfg = TrainConfig::load(&args.config, &args.sets)?;
     let out = train(

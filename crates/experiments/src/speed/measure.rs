@@ -2,12 +2,12 @@
 use super::report::Row;
 use super::{Rung, SpeedArgs};
 use crate::peak::Peak;
-use crate::sys;
 use anyhow::Result;
 use model::accounting::{
     forward_flops_per_token, kv_cache_bytes_per_token, prefill_flops, train_flops_per_token,
 };
 use model::{Gpt, KvCache, ModelConfig};
+use runtime::device::sync;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -34,12 +34,6 @@ impl Stats {
             min: v[0],
             max: v[n - 1],
         }
-    }
-}
-
-fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
     }
 }
 
@@ -158,11 +152,11 @@ pub fn run_rung(
             ms_per_step: 1e3 * tokens as f64 / st.median / steps as f64,
             mfu: flops_per_token * st.median / peak_flops,
             kv_cache_bytes: kv_bytes,
-            peak_rss_bytes: sys::peak_rss_bytes(),
+            peak_rss_bytes: runtime::mem::peak_rss_bytes().unwrap_or(0),
             threads,
-            device: sys::device_name(device),
-            git_rev: sys::git_rev(),
-            timestamp: sys::timestamp_utc(),
+            device: runtime::device::device_name(device),
+            git_rev: runtime::facts::git_rev(),
+            timestamp: runtime::facts::timestamp_utc(),
         });
     };
     let phases = |p: &str| args.phases.iter().any(|x| x == p);

@@ -8,10 +8,11 @@ pub mod explain;
 mod measure;
 pub mod report;
 
-use crate::{peak, sys};
+use crate::peak;
 use anyhow::{Context, Result};
 use clap::Parser;
-use model::{Attention, DType, ModelConfig};
+use model::{Attention, ModelConfig};
+use runtime::DType;
 use std::path::{Path, PathBuf};
 
 pub use measure::Stats;
@@ -151,10 +152,10 @@ pub struct SpeedArgs {
 
 /// Entry point of a speed binary: run `rungs` with the command-line options.
 pub fn main(rungs: &[Rung]) -> Result<()> {
-    sys::init_logging();
+    runtime::logging::init();
     let args = SpeedArgs::parse();
-    let device = sys::parse_device(&args.device)?;
-    let threads = sys::set_threads(args.threads);
+    let device = runtime::device::parse_device(&args.device)?;
+    let threads = runtime::device::set_threads(args.threads);
     let base = ModelConfig::preset(&args.preset).context("--preset")?;
     for p in &args.phases {
         if !["train", "prefill", "decode"].contains(&p.as_str()) {

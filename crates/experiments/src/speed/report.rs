@@ -37,7 +37,7 @@ pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    model::io::write_atomic(path, |tmp| {
+    runtime::fsio::write_atomic(path, |tmp| {
         let mut w = csv::Writer::from_path(tmp)?;
         for r in rows {
             w.serialize(r)?;
@@ -268,6 +268,6 @@ pub fn readme(out: &Path, rows: &[Row], command: &str) -> Result<String> {
         s.push_str("\n## Beside PyTorch eager\n\n");
         s.push_str(&text);
     }
-    model::io::write_atomic(&out.join("README.md"), |tmp| Ok(std::fs::write(tmp, &s)?))?;
+    runtime::fsio::write_atomic(&out.join("README.md"), |tmp| Ok(std::fs::write(tmp, &s)?))?;
     Ok(s)
 }

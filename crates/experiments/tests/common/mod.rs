@@ -20,7 +20,7 @@ pub fn config_path() -> PathBuf {
 }
 
 pub fn corpus() -> Option<PathBuf> {
-    let p = data::shared_dir().join("data/tinyshakespeare.txt");
+    let p = runtime::resources::shared_dir().join("data/tinyshakespeare.txt");
     if p.exists() {
         return Some(p);
     }
