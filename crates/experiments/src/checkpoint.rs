@@ -74,7 +74,8 @@ fn write_files(
 ) -> Result<()> {
     std::fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))?;
     model::io::save_native(vs, cfg, tmp)?;
-    let meta = std::fs::read(meta_json).with_context(|| format!("reading {}", meta_json.display()))?;
+    let meta =
+        std::fs::read(meta_json).with_context(|| format!("reading {}", meta_json.display()))?;
     write_bytes(&tmp.join("meta.json"), &meta)?;
     let opt_state = opt.state_tensors();
     let p = tmp.join("optimizer.safetensors");

@@ -120,7 +120,12 @@ pub fn verify(dir: &Path) -> Result<Found> {
     }
     let state = read_state(dir)?;
     if state.step != m.step {
-        bail!("{}: step {} but state.json says {}", p.display(), m.step, state.step);
+        bail!(
+            "{}: step {} but state.json says {}",
+            p.display(),
+            m.step,
+            state.step
+        );
     }
     Ok(Found {
         dir: dir.into(),

@@ -49,17 +49,6 @@ pub fn repo_machine_file() -> std::path::PathBuf {
         .join("machine.json")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_machine_file_does_not_depend_on_the_current_directory() {
-        let p = super::repo_machine_file();
-        assert!(p.is_absolute(), "{}", p.display());
-        assert!(p.ends_with("results/machine.json"));
-        assert!(p.parent().unwrap().parent().unwrap().join("Cargo.toml").is_file());
-    }
-}
-
 /// Best-of-several FLOP rate of an n×n×n matmul in `kind`.
 pub fn measure_matmul(kind: Kind, n: i64, device: Device) -> f64 {
     let a = Tensor::randn([n, n], (Kind::Float, device)).to_kind(kind);
@@ -107,11 +96,28 @@ pub fn peak(path: &Path, device: Device) -> Result<Peak> {
     runtime::fsio::write_atomic(path, |t| {
         Ok(std::fs::write(t, serde_json::to_string_pretty(&p)? + "\n")?)
     })
-        .with_context(|| format!("writing {}", path.display()))?;
+    .with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(
         "peak: fp32 {:.0} GFLOP/s, bf16 {:.0} GFLOP/s",
         p.fp32_flops / 1e9,
         p.bf16_flops / 1e9
     );
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_machine_file_does_not_depend_on_the_current_directory() {
+        let p = super::repo_machine_file();
+        assert!(p.is_absolute(), "{}", p.display());
+        assert!(p.ends_with("results/machine.json"));
+        assert!(p
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("Cargo.toml")
+            .is_file());
+    }
 }

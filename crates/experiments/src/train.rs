@@ -79,8 +79,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let _lock = crate::lock::acquire(&out_dir)?;
 
     // Data: tokenise once, reuse while the corpus is unchanged.
-    let corpus =
-    data::resolve_corpus_as(
+    let corpus = data::resolve_corpus_as(
         (!cfg.data.corpus.is_empty()).then(|| Path::new(&cfg.data.corpus)),
         "--set data.corpus=PATH",
     )?;

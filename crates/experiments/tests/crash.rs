@@ -17,7 +17,12 @@ fn base(dir: &Path) {
 
 /// After a complete resume to step 8: one checkpoint, no temporaries, rows 1..=8 once each.
 fn assert_clean_finish(run: &Path) {
-    assert_eq!(ckpt_names(run), ["ckpt", "ckpt-000008"], "{}", run.display());
+    assert_eq!(
+        ckpt_names(run),
+        ["ckpt", "ckpt-000008"],
+        "{}",
+        run.display()
+    );
     assert_eq!(link_target(run), "ckpt-000008");
     let pointer: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("checkpoints.json")).unwrap())
@@ -53,12 +58,22 @@ fn a_crash_at_every_point_of_a_save_leaves_a_checkpoint_that_resume_finds() {
             &["--resume", "--stop-at", "6"],
             &[("LADDER_TEST_CRASH_AT", point)],
         ));
-        assert!(!o.status.success() && o.status.code().is_none(), "{point}: not aborted: {}", stderr(&o));
+        assert!(
+            !o.status.success() && o.status.code().is_none(),
+            "{point}: not aborted: {}",
+            stderr(&o)
+        );
         // On disk: a verified checkpoint, and `ckpt` still names a complete folder.
         let found = checkpoint::latest(&run).unwrap_or_else(|| panic!("{point}: none found"));
         assert_eq!(found.step(), step, "{point}");
-        assert!(run.join("ckpt/model.safetensors").is_file(), "{point}: ckpt link broken");
-        assert!(run.join("ckpt-000004/manifest.json").is_file(), "{point}: predecessor deleted early");
+        assert!(
+            run.join("ckpt/model.safetensors").is_file(),
+            "{point}: ckpt link broken"
+        );
+        assert!(
+            run.join("ckpt-000004/manifest.json").is_file(),
+            "{point}: predecessor deleted early"
+        );
         // The lock died with the process; the resume finishes and cleans up.
         let o = output(child(&d, &[], &["--resume"], &[]));
         assert!(o.status.success(), "{point}: {}", stderr(&o));
@@ -83,10 +98,17 @@ fn older_layouts_left_by_a_crash_are_found_and_replaced() {
             std::fs::remove_file(run.join(name).join("manifest.json")).unwrap();
         }
         let (found, why) = experiments::manifest::candidates(&run);
-        assert_eq!(found.first().map(|f| f.step()), Some(4), "{layout:?}: {why:?}");
+        assert_eq!(
+            found.first().map(|f| f.step()),
+            Some(4),
+            "{layout:?}: {why:?}"
+        );
         run_ok(&d, &["--resume"]);
         assert_eq!(ckpt_names(&run), ["ckpt", "ckpt-000008"], "{layout:?}");
-        assert!(std::fs::symlink_metadata(run.join("ckpt")).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(run.join("ckpt"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 }
 
@@ -142,13 +164,18 @@ fn a_full_disk_names_the_file_removes_the_partial_save_and_keeps_the_last() {
     let run = dir.path().join("run");
     let before = snapshot(&run.join("ckpt-000004"));
     // The model file fits, the optimizer state (twice its size) does not.
-    let model = std::fs::metadata(run.join("ckpt-000004/model.safetensors")).unwrap().len();
+    let model = std::fs::metadata(run.join("ckpt-000004/model.safetensors"))
+        .unwrap()
+        .len();
     let mut c = child(dir.path(), &[], &["--resume"], &[]);
     limit_file_size(&mut c, model + model / 2);
     let o = c.output().unwrap();
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
-    assert!(e.contains("optimizer.safetensors") && e.contains("previous checkpoint is kept"), "{e}");
+    assert!(
+        e.contains("optimizer.safetensors") && e.contains("previous checkpoint is kept"),
+        "{e}"
+    );
     // No partial folder keeps the disk full; the last checkpoint is intact and verified.
     assert_eq!(ckpt_names(&run), ["ckpt", "ckpt-000004"]);
     assert_eq!(snapshot(&run.join("ckpt-000004")), before);

@@ -14,16 +14,25 @@ fn a_changed_architecture_is_refused_naming_each_key_and_the_checkpoint_survives
     train_tiny(dir.path(), &[], false, Some(4)).unwrap();
     let before = snapshot(&run);
     for (sets, keys) in [
-        (&["model.n_layer=1"][..], &["model.n_layer: checkpoint 2, requested 1"][..]),
+        (
+            &["model.n_layer=1"][..],
+            &["model.n_layer: checkpoint 2, requested 1"][..],
+        ),
         (
             &["model.pos_emb=\"rope\"", "model.norm=\"rmsnorm\""][..],
             &["model.pos_emb", "model.norm"][..],
         ),
-        (&["model.tie_embeddings=false"][..], &["model.tie_embeddings"][..]),
+        (
+            &["model.tie_embeddings=false"][..],
+            &["model.tie_embeddings"][..],
+        ),
     ] {
         let e = train_tiny(dir.path(), sets, true, None).unwrap_err();
         for k in keys {
-            assert!(e.contains(k) && e.contains("different architecture"), "{sets:?}: {e}");
+            assert!(
+                e.contains(k) && e.contains("different architecture"),
+                "{sets:?}: {e}"
+            );
         }
         assert_eq!(snapshot(&run), before, "{sets:?}: files changed");
     }
@@ -75,7 +84,10 @@ fn a_missing_corpus_names_the_config_key_not_a_flag_train_lacks() {
     let dir = tempfile::tempdir().unwrap();
     let missing = format!("data.corpus=\"{}\"", dir.path().join("nope.txt").display());
     let e = train_tiny(dir.path(), &[&missing], false, None).unwrap_err();
-    assert!(e.contains("nope.txt") && e.contains("--set data.corpus=PATH"), "{e}");
+    assert!(
+        e.contains("nope.txt") && e.contains("--set data.corpus=PATH"),
+        "{e}"
+    );
     assert!(!e.contains("--data"), "{e}");
 }
 
@@ -89,7 +101,10 @@ fn partial_lines_are_dropped_and_replayed_steps_are_not_duplicated() {
     assert_eq!(ckpt_names(&run), ["ckpt", "ckpt-000004"]);
     let append = |f: &str, s: &str| {
         use std::io::Write;
-        let mut h = std::fs::OpenOptions::new().append(true).open(run.join(f)).unwrap();
+        let mut h = std::fs::OpenOptions::new()
+            .append(true)
+            .open(run.join(f))
+            .unwrap();
         h.write_all(s.as_bytes()).unwrap();
     };
     append("log.jsonl", "{\"event\":\"step\",\"row\":{\"st");
@@ -130,7 +145,8 @@ fn thread_and_batch_counts_are_bounded() {
         ("train.threads=100000", "train.threads"),
         ("train.batch_size=1000000000", "train.batch_size"),
     ] {
-        let r = experiments::config::TrainConfig::parse(BASE, "base.toml", &sets(dir.path(), &[set]));
+        let r =
+            experiments::config::TrainConfig::parse(BASE, "base.toml", &sets(dir.path(), &[set]));
         let e = format!("{:#}", r.unwrap_err());
         assert!(e.contains(key) && e.contains("up to"), "{set}: {e}");
     }

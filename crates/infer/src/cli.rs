@@ -261,7 +261,9 @@ pub fn run(args: &Args) -> Result<()> {
     .with_context(|| {
         // Non-finite logits from finite weights: name the weights file at fault.
         let dir = args.model.as_deref().or(spec.checkpoint.as_deref());
-        dir.map_or(src.label.clone(), |d| d.join("model.safetensors").display().to_string())
+        dir.map_or(src.label.clone(), |d| {
+            d.join("model.safetensors").display().to_string()
+        })
     })?;
     let cfg = &src.model.cfg;
     let settings = Settings {

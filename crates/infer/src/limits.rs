@@ -21,7 +21,8 @@ pub fn resolve_checkpoint(dir: &Path) -> PathBuf {
     let run = if dir.is_dir() {
         Some(dir)
     } else {
-        dir.parent().filter(|p| p.join("checkpoints.json").is_file())
+        dir.parent()
+            .filter(|p| p.join("checkpoints.json").is_file())
     };
     let Some(run) = run else {
         return dir.into();

@@ -40,7 +40,7 @@ fn header(bytes: &[u8]) -> (serde_json::Map<String, serde_json::Value>, usize) {
 fn with_header(bytes: &[u8], h: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
     let (_, data) = header(bytes);
     let mut j = serde_json::to_vec(h).unwrap();
-    while j.len() % 8 != 0 {
+    while !j.len().is_multiple_of(8) {
         j.push(b' ');
     }
     let mut out = (j.len() as u64).to_le_bytes().to_vec();
@@ -132,7 +132,10 @@ fn mutate(rng: &mut Rng, cfg: &mut serde_json::Value, st: &mut Vec<u8>) -> Strin
         _ => {
             // Values: a float of the data section becomes NaN, ±inf, or huge but finite.
             let o = h[&name]["data_offsets"].as_array().unwrap();
-            let (b, e) = (o[0].as_u64().unwrap() as usize, o[1].as_u64().unwrap() as usize);
+            let (b, e) = (
+                o[0].as_u64().unwrap() as usize,
+                o[1].as_u64().unwrap() as usize,
+            );
             let at = data + b + 4 * rng.below((e - b) / 4);
             let v = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3e38, -3e38][rng.below(5)];
             st[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -144,8 +147,23 @@ fn mutate(rng: &mut Rng, cfg: &mut serde_json::Value, st: &mut Vec<u8>) -> Strin
 fn check(dir: &Path, label: &str, vocab: u64) {
     let out = Command::new(env!("CARGO_BIN_EXE_infer"))
         .args(["--model", dir.to_str().unwrap()])
-        .args(["--prompt-ids", "1,2", "--max-new-tokens", "4", "--temperature", "0"])
-        .args(["--threads", "1", "--device", "cpu", "--format", "json", "--kv-cache"])
+        .args([
+            "--prompt-ids",
+            "1,2",
+            "--max-new-tokens",
+            "4",
+            "--temperature",
+            "0",
+        ])
+        .args([
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+            "--kv-cache",
+        ])
         .env_remove("RUST_LOG")
         .output()
         .unwrap();
@@ -161,7 +179,10 @@ fn check(dir: &Path, label: &str, vocab: u64) {
             .unwrap_or_else(|e| panic!("{label}: exit 0 without JSON ({e})"));
         for id in v["ids"][0].as_array().unwrap() {
             let id = id.as_u64().unwrap_or(u64::MAX);
-            assert!(id < vocab, "{label}: exit 0 with id {id} outside 0..{vocab}");
+            assert!(
+                id < vocab,
+                "{label}: exit 0 with id {id} outside 0..{vocab}"
+            );
         }
     } else {
         assert!(
@@ -180,7 +201,10 @@ fn fuzz(name: &str, seed: u64, cases: usize) {
     let mut rng = Rng(seed);
     for i in 0..cases {
         let (mut cfg, mut bytes) = (cfg0.clone(), st.clone());
-        let label = format!("{name} case {i}: {}", mutate(&mut rng, &mut cfg, &mut bytes));
+        let label = format!(
+            "{name} case {i}: {}",
+            mutate(&mut rng, &mut cfg, &mut bytes)
+        );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
         std::fs::write(dir.path().join("model.safetensors"), &bytes).unwrap();

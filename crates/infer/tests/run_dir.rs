@@ -67,8 +67,14 @@ fn a_run_folder_resolves_to_its_newest_checkpoint() {
 #[test]
 fn threads_and_batch_are_bounded() {
     for (args, want) in [
-        ("--preset gpt2_tiny --threads 100000", "--threads 100000: expected 0"),
-        ("--preset gpt2_tiny --batch 100000000", "--batch 100000000: expected 1 up to"),
+        (
+            "--preset gpt2_tiny --threads 100000",
+            "--threads 100000: expected 0",
+        ),
+        (
+            "--preset gpt2_tiny --batch 100000000",
+            "--batch 100000000: expected 1 up to",
+        ),
         ("--preset gpt2_tiny --batch 0", "--batch 0"),
     ] {
         let args: Vec<&str> = args.split_whitespace().collect();
@@ -88,5 +94,8 @@ fn threads_and_batch_are_bounded() {
         "500",
         "--kv-cache",
     ]);
-    assert!(!ok && err.contains("GB") && err.contains("--batch 60000"), "{err}");
+    assert!(
+        !ok && err.contains("GB") && err.contains("--batch 60000"),
+        "{err}"
+    );
 }

@@ -44,7 +44,10 @@ pub const FLOAT_DTYPES: &[&str] = &["F16", "BF16", "F32", "F64"];
 pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>> {
     let file = path.display();
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {file}"))?;
-    let len = f.metadata().with_context(|| format!("reading {file}"))?.len();
+    let len = f
+        .metadata()
+        .with_context(|| format!("reading {file}"))?
+        .len();
     let mut n = [0u8; 8];
     if len < 8 || f.read_exact(&mut n).is_err() {
         bail!("{file}: {len} bytes, too short for a safetensors header (truncated or corrupt?)");
@@ -74,7 +77,11 @@ pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>> {
             .as_array()
             .ok_or_else(|| bad("no shape"))?
             .iter()
-            .map(|d| d.as_u64().filter(|&d| d <= i64::MAX as u64).map(|d| d as i64))
+            .map(|d| {
+                d.as_u64()
+                    .filter(|&d| d <= i64::MAX as u64)
+                    .map(|d| d as i64)
+            })
             .collect::<Option<_>>()
             .ok_or_else(|| bad("a dimension is not a non-negative integer"))?;
         let offs = t["data_offsets"]
@@ -198,7 +205,10 @@ pub fn native_shapes(cfg: &ModelConfig) -> Vec<Expected> {
 /// Our config key names as a Hub `config.json` spells them.
 fn hub_names(arch: HfArch, dims: &str) -> String {
     let table: &[(&str, &str)] = match arch {
-        HfArch::Gpt2 => &[("block_size", "n_positions"), ("intermediate_size", "n_inner")],
+        HfArch::Gpt2 => &[
+            ("block_size", "n_positions"),
+            ("intermediate_size", "n_inner"),
+        ],
         HfArch::Llama => &[
             ("n_kv_heads", "num_key_value_heads"),
             ("n_head", "num_attention_heads"),
@@ -223,8 +233,7 @@ pub fn expected(
         return native;
     };
     let by_name: BTreeMap<&str, &Expected> = native.iter().map(|e| (e.key.as_str(), e)).collect();
-    let prefix = if arch == HfArch::Gpt2 && header.keys().any(|k| k.starts_with("transformer."))
-    {
+    let prefix = if arch == HfArch::Gpt2 && header.keys().any(|k| k.starts_with("transformer.")) {
         "transformer."
     } else {
         ""
@@ -353,7 +362,10 @@ pub fn check_file(file: &Path, layout: Layout, cfg: &ModelConfig) -> Result<()> 
             Layout::Native => true,
         })
         .collect();
-    if let Some((k, t)) = left.iter().find(|(_, t)| !FLOAT_DTYPES.contains(&t.dtype.as_str())) {
+    if let Some((k, t)) = left
+        .iter()
+        .find(|(_, t)| !FLOAT_DTYPES.contains(&t.dtype.as_str()))
+    {
         bail!(
             "{shown}: tensor '{k}' has dtype {}; weights must be floating point ({})",
             t.dtype,
@@ -401,7 +413,10 @@ pub fn check_file(file: &Path, layout: Layout, cfg: &ModelConfig) -> Result<()> 
 /// An error when any value of `t` (tensor `key`) is NaN or infinite.
 pub fn check_finite(key: &str, t: &Tensor) -> Result<()> {
     if !t.is_floating_point() {
-        bail!("tensor '{key}' has dtype {:?}; weights must be floating point", t.kind());
+        bail!(
+            "tensor '{key}' has dtype {:?}; weights must be floating point",
+            t.kind()
+        );
     }
     let bad = t.numel() as i64 - t.isfinite().sum(tch::Kind::Int64).int64_value(&[]);
     if bad > 0 {

@@ -145,7 +145,9 @@ fn huge_sizes_in_config_json_name_the_key_before_allocating() {
     set_config(dir.path(), "intermediate_size", 100000.into());
     let e = err_text(io::load(dir.path(), Device::Cpu));
     assert!(
-        e.contains("model.safetensors") && e.contains("intermediate_size") && e.contains("[176, 64]"),
+        e.contains("model.safetensors")
+            && e.contains("intermediate_size")
+            && e.contains("[176, 64]"),
         "{e}"
     );
 }
@@ -163,7 +165,10 @@ fn corrupt_headers_are_errors_not_panics() {
     };
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (good[..5].to_vec(), "too short"),
-        ([&u64::MAX.to_le_bytes()[..], &good[8..]].concat(), "header claims"),
+        (
+            [&u64::MAX.to_le_bytes()[..], &good[8..]].concat(),
+            "header claims",
+        ),
         (
             with_header(header.replacen("\"shape\":[", "\"shape\":[99999999,", 1)),
             "data_offsets",
@@ -173,6 +178,9 @@ fn corrupt_headers_are_errors_not_panics() {
     for (bytes, want) in cases {
         std::fs::write(&p, &bytes).unwrap();
         let e = err_text(io::load(dir.path(), Device::Cpu));
-        assert!(e.contains("model.safetensors") && e.contains(want), "{want}: {e}");
+        assert!(
+            e.contains("model.safetensors") && e.contains(want),
+            "{want}: {e}"
+        );
     }
 }

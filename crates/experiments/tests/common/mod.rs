@@ -79,7 +79,10 @@ pub fn sets(dir: &Path, extra: &[&str]) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    v.push(format!("data.cache_dir=\"{}\"", dir.join("cache").display()));
+    v.push(format!(
+        "data.cache_dir=\"{}\"",
+        dir.join("cache").display()
+    ));
     v.push(format!("run.out_dir=\"{}\"", dir.join("run").display()));
     if let Some(c) = corpus() {
         v.push(format!("data.corpus=\"{}\"", c.display()));
@@ -121,7 +124,8 @@ pub fn child(dir: &Path, extra: &[&str], args: &[&str], env: &[(&str, &str)]) ->
     for s in sets(dir, extra) {
         c.arg("--set").arg(s);
     }
-    c.env("LADDER_PEAK_FILE", peak_file()).env("RUST_LOG", "warn");
+    c.env("LADDER_PEAK_FILE", peak_file())
+        .env("RUST_LOG", "warn");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -199,7 +203,11 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// Every line of a text file ends with a newline (no partial row), and the lines.
 pub fn complete_lines(p: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(p).unwrap();
-    assert!(text.is_empty() || text.ends_with('\n'), "{}: partial last line", p.display());
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "{}: partial last line",
+        p.display()
+    );
     text.lines().map(String::from).collect()
 }
 
