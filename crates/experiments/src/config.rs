@@ -1,7 +1,10 @@
 //! The training configuration: a TOML file with `[run]`, `[data]`, `[model]` and `[train]`
 //! sections, every key checked, plus typed `--set section.key=value` overrides.
+//!
+//! `[model]` holds the architecture (a `ModelConfig`, what the checkpoint stores) and three
+//! run settings (`attention`, `dtype`, `dropout`: a `RunSettings`, chosen per run).
 use anyhow::{bail, Context, Result};
-use model::ModelConfig;
+use model::{ModelConfig, RunSettings};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -83,7 +86,8 @@ fn default_sample() -> usize {
     300
 }
 
-/// A whole training config. `model` stays a table until the tokenizer's vocabulary is known.
+/// A whole training config. `model` stays a table until the tokenizer's vocabulary is known
+/// ([`TrainConfig::model_config`] splits it into architecture and run settings).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
@@ -124,6 +128,13 @@ pub fn apply_overrides(table: &mut toml::Table, sets: &[String]) -> Result<()> {
         sec.insert(field.to_string(), value);
     }
     Ok(())
+}
+
+fn from_model_table<T: serde::de::DeserializeOwned>(t: toml::Table) -> Result<T> {
+    serde_path_to_error::deserialize(toml::Value::Table(t)).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("[model] key '{path}': {}", e.into_inner().message())
+    })
 }
 
 fn de_error(origin: &str, e: serde_path_to_error::Error<toml::de::Error>) -> anyhow::Error {
@@ -216,19 +227,26 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The model config, with `vocab_size` from the tokenizer unless the file sets it.
-    pub fn model_config(&self, vocab_size: usize) -> Result<ModelConfig> {
-        let mut table = self.model.clone();
-        table
-            .entry("vocab_size")
+    /// The `[model]` table as the architecture (with `vocab_size` from the tokenizer unless
+    /// the file sets it) and the run settings (its `attention`, `dtype`, `dropout` keys).
+    pub fn model_config(&self, vocab_size: usize) -> Result<(ModelConfig, RunSettings)> {
+        let mut arch = self.model.clone();
+        arch.entry("vocab_size")
             .or_insert(toml::Value::Integer(vocab_size as i64));
-        let cfg: ModelConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
-                let path = e.path().to_string();
-                anyhow::anyhow!("[model] key '{path}': {}", e.into_inner().message())
-            })?;
+        let mut run = toml::Table::new();
+        for k in RunSettings::KEYS {
+            if let Some(v) = arch.remove(k) {
+                run.insert(k.to_string(), v);
+            }
+        }
+        if !run.contains_key("attention") {
+            bail!("[model] key 'attention': missing (expected naive or sdpa)");
+        }
+        let cfg: ModelConfig = from_model_table(arch)?;
         cfg.validate().context("[model]")?;
-        Ok(cfg)
+        let settings: RunSettings = from_model_table(run)?;
+        settings.validate().context("[model]")?;
+        Ok((cfg, settings))
     }
 
     /// The resolved config as TOML text (recorded with every run and checkpoint).

@@ -9,7 +9,7 @@ use crate::peak;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::accounting::{param_count, train_flops_per_token};
-use model::{Gpt, ModelConfig};
+use model::{Gpt, ModelConfig, RunSettings};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{nn, Device, Tensor};
@@ -30,6 +30,7 @@ pub struct RunOptions {
 pub struct Outcome {
     pub out_dir: PathBuf,
     pub model: ModelConfig,
+    pub settings: RunSettings,
     pub params: usize,
     pub final_step: usize,
     pub final_train_loss: f64,
@@ -92,7 +93,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         .cache_dir
         .join(format!("{stem}_{}", cfg.data.tokenizer));
     let meta = data::prepare(&corpus, &data_dir, kind)?;
-    let mcfg = cfg.model_config(meta.vocab_size)?;
+    let (mcfg, run) = cfg.model_config(meta.vocab_size)?;
     let block = mcfg.block_size;
     let train_file = data::TokenFile::open(&data_dir.join("train.bin"), &meta)?;
     let val_file = data::TokenFile::open(&data_dir.join("val.bin"), &meta)?;
@@ -110,7 +111,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     // Model and optimizer: the init is a function of the seed only.
     tch::manual_seed(cfg.run.seed as i64);
     let mut vs = nn::VarStore::new(device);
-    let model = Gpt::new(&vs.root(), &mcfg)?;
+    let model = Gpt::new(&vs.root(), &mcfg, &run)?;
     let params: Vec<Tensor> = vs.trainable_variables();
     let mut opt = optim::AdamW::new(
         optim::groups_by_dim(&vs, tc.weight_decay),
@@ -167,7 +168,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         pc.total as f64 / 1e6,
         tc.batch_size * tc.grad_accum * block,
         tc.max_iters,
-        format!("{:?}", mcfg.dtype).to_lowercase(),
+        run.dtype,
         runtime::device::device_name(device),
         threads
     );
@@ -194,7 +195,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     pb.set_position(start as u64);
 
     let meta_json = data_dir.join("meta.json");
-    let train_mode = mcfg.dropout > 0.0;
+    let train_mode = run.dropout > 0.0;
     let (mut last_train, mut last_val) = (f64::NAN, f64::NAN);
     let (mut tok_sum, mut time_sum) = (0.0, 0.0);
     let mut last_tps = 0.0;
@@ -275,7 +276,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         it += 1;
         if it % tc.log_interval == 0 || it == tc.max_iters {
             last_tps = tokens / dt;
-            let mfu = flops_per_iter / dt / peak.flops(mcfg.dtype.kind());
+            let mfu = flops_per_iter / dt / peak.flops(run.dtype.kind());
             metrics.step(&StepRow {
                 step: it,
                 lr,
@@ -308,6 +309,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let outcome = Outcome {
         out_dir: out_dir.clone(),
         model: mcfg,
+        settings: run,
         params: pc.total,
         final_step: it,
         final_train_loss: last_train,

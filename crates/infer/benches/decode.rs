@@ -4,7 +4,7 @@
 //! `cargo bench -p infer` (a small GPT-2-shaped model: 4 layers, 12 heads, 384 wide, fp32;
 //! under a minute in all).
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
-use model::{Gpt, KvCache, ModelConfig};
+use model::{Attention, Gpt, KvCache, ModelConfig, RunSettings};
 use std::time::Duration;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -28,7 +28,9 @@ fn bench(c: &mut Criterion) {
         };
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let m = Gpt::new(&vs.root(), &cfg).unwrap();
+        // GPT-2's own kernel, as the preset used to carry: naive attention, fp32.
+        let run = RunSettings::default().with_kernel(Attention::Naive);
+        let m = Gpt::new(&vs.root(), &cfg, &run).unwrap();
         for ctx in [64usize, 256, 512] {
             let prompt = Tensor::randint(
                 cfg.vocab_size as i64,
@@ -36,7 +38,7 @@ fn bench(c: &mut Criterion) {
                 (Kind::Int64, Device::Cpu),
             ); // (1, ctx)
             let next = Tensor::from_slice(&[1i64]).view([1, 1]); // (1, 1)
-            let mut cache = KvCache::new(&cfg, 1, ctx + 1, Device::Cpu);
+            let mut cache = KvCache::new(&m, 1, ctx + 1, Device::Cpu);
             let _ = m.forward_last(&prompt, 0, Some(&mut cache)).unwrap(); // prefill once
             group.bench_with_input(
                 BenchmarkId::new(format!("{label}_kv_cache"), ctx),

@@ -265,7 +265,7 @@ pub fn run(args: &Args) -> Result<()> {
             d.join("model.safetensors").display().to_string()
         })
     })?;
-    let cfg = &src.model.cfg;
+    let (cfg, run) = (&src.model.cfg, &src.model.settings);
     let settings = Settings {
         source: src.label.clone(),
         n_layer: cfg.n_layer,
@@ -273,9 +273,9 @@ pub fn run(args: &Args) -> Result<()> {
         n_kv_heads: cfg.n_kv_heads,
         head_dim: cfg.head_dim(),
         block_size: cfg.block_size,
-        dtype: format!("{:?}", cfg.dtype).to_lowercase(),
-        dtype_bytes: cfg.dtype.bytes(),
-        attention: format!("{:?}", cfg.attention).to_lowercase(),
+        dtype: format!("{:?}", run.dtype).to_lowercase(),
+        dtype_bytes: run.dtype.bytes(),
+        attention: format!("{:?}", run.kernel).to_lowercase(),
         kv_cache: args.kv_cache,
         batch: args.batch,
         threads: tch::get_num_threads(),

@@ -126,9 +126,7 @@ pub fn generate(
         .to(device); // (B, P)
                      // The last new token is never fed back, so P + n − 1 positions suffice.
     let capacity = p + opts.max_new_tokens - 1;
-    let mut cache = opts
-        .kv_cache
-        .then(|| KvCache::new(&m.cfg, b, capacity, device));
+    let mut cache = opts.kv_cache.then(|| KvCache::new(m, b, capacity, device));
 
     let t0 = Instant::now();
     let logits = m.forward_last(&ids, 0, cache.as_mut())?; // (B, V)

@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use data::Tokenizer;
 use model::hf::HfArch;
 use model::io::Layout;
-use model::{Attention, Gpt, ModelConfig, PosEmb};
+use model::{Attention, Gpt, ModelConfig, PosEmb, RunSettings};
 use runtime::DType;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -48,6 +48,15 @@ impl SourceSpec {
             model: Some(dir.into()),
             preset: None,
             ..Self::preset(DEFAULT_PRESET)
+        }
+    }
+
+    /// How the model runs: the kernel and dtype asked for, never dropout (inference).
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
+            kernel: self.attention,
+            dtype: self.dtype,
+            dropout: 0.0,
         }
     }
 }
@@ -94,8 +103,8 @@ pub struct Folder<'a> {
     pub layout: Layout,
 }
 
-/// The model a spec describes: its config (run-time fields applied) and, for a folder,
-/// where it is. Reads `config.json` only, never the weights.
+/// The model a spec describes: its architecture and, for a folder, where it is. Reads
+/// `config.json` only, never the weights.
 pub fn resolve(spec: &SourceSpec) -> Result<(ModelConfig, Option<Folder<'_>>)> {
     let folder = match (&spec.model, &spec.checkpoint) {
         (Some(_), Some(_)) => bail!("give either --model or --checkpoint, not both"),
@@ -106,7 +115,7 @@ pub fn resolve(spec: &SourceSpec) -> Result<(ModelConfig, Option<Folder<'_>>)> {
     if folder.is_some() && spec.preset.is_some() {
         bail!("--preset builds a model with random weights; it cannot be combined with --model or --checkpoint");
     }
-    let (mut cfg, folder) = match folder {
+    let (cfg, folder) = match folder {
         Some((flag, dir)) => {
             let (layout, cfg) =
                 model::io::read_config(dir).with_context(|| format!("{flag} {}", dir.display()))?;
@@ -128,9 +137,6 @@ pub fn resolve(spec: &SourceSpec) -> Result<(ModelConfig, Option<Folder<'_>>)> {
             (cfg, None)
         }
     };
-    cfg.attention = spec.attention;
-    cfg.dtype = spec.dtype;
-    cfg.dropout = 0.0;
     Ok((cfg, folder))
 }
 
@@ -141,13 +147,14 @@ static RANDOM_INIT: Mutex<()> = Mutex::new(());
 /// Load the model (and its tokenizer) a spec describes.
 pub fn load(spec: &SourceSpec) -> Result<Source> {
     let (cfg, folder) = resolve(spec)?;
+    let settings = spec.settings();
     let mut src = match folder {
         Some(Folder { flag, dir, layout }) => {
             let ctx = || format!("{flag} {}", dir.display());
             let loaded = {
                 // Building the model draws its (then overwritten) initial weights.
                 let _lock = RANDOM_INIT.lock().unwrap_or_else(|e| e.into_inner());
-                model::io::load_as(dir, layout, &cfg, spec.device).with_context(ctx)?
+                model::io::load_as(dir, layout, &cfg, &settings, spec.device).with_context(ctx)?
             };
             let tokenizer = folder_tokenizer(dir, layout, &cfg).with_context(ctx)?;
             let (bos, eos) = hub_special_ids(dir);
@@ -172,7 +179,7 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
             let model = {
                 let _lock = RANDOM_INIT.lock().unwrap_or_else(|e| e.into_inner());
                 tch::manual_seed(spec.seed as i64);
-                Gpt::new(&vs.root(), &cfg)?
+                Gpt::new(&vs.root(), &cfg, &settings)?
             };
             Source {
                 label: format!("preset {name} (random weights)"),
@@ -192,7 +199,7 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
         src.vs.bfloat16();
     }
     src.vs.freeze();
-    let c = &src.model.cfg;
+    let (c, run) = (&src.model.cfg, &src.model.settings);
     tracing::info!(
         "{}: {} parameters, {} layers, {} heads ({} for K/V), context {}, {:?}, {:?} attention, tokenizer {}",
         src.label,
@@ -201,8 +208,8 @@ pub fn load(spec: &SourceSpec) -> Result<Source> {
         c.n_head,
         c.n_kv_heads,
         c.block_size,
-        c.dtype,
-        c.attention,
+        run.dtype,
+        run.kernel,
         src.tokenizer.as_ref().map_or("none", |t| t.name())
     );
     Ok(src)

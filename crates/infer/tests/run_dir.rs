@@ -24,7 +24,7 @@ fn run_dir() -> tempfile::TempDir {
     let ck = dir.path().join("ckpt-000004");
     let vs = nn::VarStore::new(Device::Cpu);
     let cfg = ModelConfig::gpt2_tiny();
-    let _m = model::Gpt::new(&vs.root(), &cfg).unwrap();
+    let _m = model::Gpt::new(&vs.root(), &cfg, &model::RunSettings::default()).unwrap();
     io::save_native(&vs, &cfg, &ck).unwrap();
     std::os::unix::fs::symlink("ckpt-000004", dir.path().join("ckpt")).unwrap();
     std::fs::write(

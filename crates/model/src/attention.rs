@@ -6,6 +6,7 @@ use crate::cache::KvCache;
 use crate::config::{Attention as Kernel, ModelConfig};
 use crate::layers::Linear;
 use crate::rope::Rope;
+use crate::settings::RunSettings;
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 #[derive(Debug)]
@@ -40,18 +41,24 @@ fn repeat_kv(x: &Tensor, rep: i64) -> Tensor {
 }
 
 impl CausalSelfAttention {
-    pub fn new(p: nn::Path, cfg: &ModelConfig, std: f64, resid_std: f64) -> Self {
+    pub fn new(
+        p: nn::Path,
+        cfg: &ModelConfig,
+        run: &RunSettings,
+        std: f64,
+        resid_std: f64,
+    ) -> Self {
         let (d, hs) = (cfg.n_embd as i64, cfg.head_dim() as i64);
         let (nh, nkv) = (cfg.n_head as i64, cfg.n_kv_heads as i64);
-        let k = cfg.dtype.kind();
+        let k = run.dtype.kind();
         Self {
             c_attn: Linear::new(&p / "c_attn", d, (nh + 2 * nkv) * hs, cfg.bias, std, k),
             c_proj: Linear::new(&p / "c_proj", d, d, cfg.bias, resid_std, k),
             n_head: nh,
             n_kv: nkv,
             hs,
-            kernel: cfg.attention,
-            dropout: cfg.dropout,
+            kernel: run.kernel,
+            dropout: run.dropout,
         }
     }
 

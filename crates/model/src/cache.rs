@@ -4,6 +4,7 @@
 //! The caller owns the cache and passes it to `forward`; new keys and values are written
 //! in place at the position offset, and attention reads the prefix `[0, pos + T)`.
 use crate::config::ModelConfig;
+use crate::gpt::Gpt;
 use tch::{Device, Kind, Tensor};
 
 #[derive(Debug)]
@@ -15,9 +16,11 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// Allocate room for `capacity` positions of `batch` sequences, in the model's compute dtype.
-    pub fn new(cfg: &ModelConfig, batch: usize, capacity: usize, device: Device) -> Self {
-        Self::with_kind(cfg, batch, capacity, cfg.dtype.kind(), device)
+    /// Allocate room for `capacity` positions of `batch` sequences of `model`, in its
+    /// compute dtype.
+    pub fn new(model: &Gpt, batch: usize, capacity: usize, device: Device) -> Self {
+        let kind = model.settings.dtype.kind();
+        Self::with_kind(&model.cfg, batch, capacity, kind, device)
     }
 
     pub fn with_kind(

@@ -3,7 +3,10 @@
 //! GPT-2: Radford et al. 2019 (and nanoGPT's `GPTConfig`); Llama 3: Meta 2024
 //! (RoPE θ = 500000, RMSNorm, SwiGLU, GQA). Each categorical choice is an enum and
 //! each toggle is independent of the others, so any point on the ladder is a config.
-use runtime::DType;
+//!
+//! A `ModelConfig` is the architecture: what `config.json` and a checkpoint store. How a
+//! model is run (attention kernel, compute dtype, dropout) is [`crate::RunSettings`].
+use crate::settings::RunSettings;
 use serde::{Deserialize, Serialize};
 
 /// Position information: learned absolute embeddings (GPT-2) or rotary (RoPE, Su et al. 2021).
@@ -77,18 +80,9 @@ pub struct ModelConfig {
     #[serde(default = "default_norm_eps")]
     pub norm_eps: f64,
     pub mlp: Mlp,
-    pub attention: Attention,
     /// Biases in linear layers and LayerNorm.
     pub bias: bool,
     pub tie_embeddings: bool,
-    #[serde(default)]
-    pub dropout: f64,
-    #[serde(default = "default_dtype")]
-    pub dtype: DType,
-}
-
-fn default_dtype() -> DType {
-    DType::Fp32
 }
 
 /// A config that cannot describe a model; the message names the field and what was expected.
@@ -125,11 +119,8 @@ impl ModelConfig {
             norm: Norm::LayerNorm,
             norm_eps: 1e-5,
             mlp: Mlp::Gelu,
-            attention: Attention::Naive,
             bias: true,
             tie_embeddings: true,
-            dropout: 0.0,
-            dtype: DType::Fp32,
         }
     }
 
@@ -191,11 +182,8 @@ impl ModelConfig {
             norm: Norm::RmsNorm,
             norm_eps: 1e-5,
             mlp: Mlp::SwiGlu,
-            attention: Attention::Sdpa,
             bias: false,
             tie_embeddings: false,
-            dropout: 0.0,
-            dtype: DType::Bf16,
         }
     }
 
@@ -209,7 +197,6 @@ impl ModelConfig {
             n_kv_heads: 2,
             n_embd: 64,
             intermediate_size: 176,
-            dtype: DType::Fp32,
             ..Self::llama3_style()
         }
     }
@@ -289,16 +276,34 @@ impl ModelConfig {
         if self.norm_eps.is_nan() || self.norm_eps <= 0.0 {
             return err(format!("norm_eps must be positive, got {}", self.norm_eps));
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return err(format!("dropout must be in [0, 1), got {}", self.dropout));
-        }
         Ok(())
     }
 
     /// Parse JSON (our own config format), rejecting unknown keys, then validate.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let cfg: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        Self::from_json_value(v)
+    }
+
+    /// As [`ModelConfig::from_json`], from parsed JSON. Configs written before the
+    /// architecture / run-settings split also held `attention`, `dtype` and `dropout`
+    /// ([`RunSettings::KEYS`]): those keys are accepted and ignored (with a log line), so
+    /// old checkpoints still load; whoever runs the model chooses its settings.
+    pub fn from_json_value(mut v: serde_json::Value) -> Result<Self, ConfigError> {
+        if let Some(obj) = v.as_object_mut() {
+            let old: Vec<&str> = RunSettings::KEYS
+                .into_iter()
+                .filter(|k| obj.remove(*k).is_some())
+                .collect();
+            if !old.is_empty() {
+                tracing::info!(
+                    "config.json from before the run-settings split: ignoring {} (run settings, chosen at run time)",
+                    old.join(", ")
+                );
+            }
+        }
+        let cfg: Self = serde_path_to_error::deserialize(v).map_err(|e| {
             let path = e.path().to_string();
             match path.as_str() {
                 "." | "" => ConfigError(e.inner().to_string()),

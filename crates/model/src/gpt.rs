@@ -1,6 +1,7 @@
 //! The decoder: token (+ learned position) embeddings, `n_layer` pre-norm blocks, a final
 //! norm and the LM head (tied to the token embedding or not). GPT-2 (Radford et al. 2019)
-//! at one end, Llama 3 (Meta 2024) at the other; `ModelConfig` picks every part.
+//! at one end, Llama 3 (Meta 2024) at the other; `ModelConfig` picks every part and
+//! `RunSettings` how it runs (kernel, compute dtype, dropout).
 //!
 //! Variable paths follow GPT-2's Hugging Face names without the `transformer.` prefix
 //! (`wte`, `wpe`, `h.{i}.ln_1`, `h.{i}.attn.c_attn`, …; SwiGLU uses Llama's
@@ -10,6 +11,7 @@ use crate::cache::KvCache;
 use crate::config::{ModelConfig, PosEmb};
 use crate::layers::{Mlp, Norm};
 use crate::rope::Rope;
+use crate::settings::RunSettings;
 use anyhow::{bail, Result};
 use tch::{nn, nn::Module, Kind, Tensor};
 
@@ -24,16 +26,16 @@ pub struct Block {
 }
 
 impl Block {
-    fn new(p: nn::Path, cfg: &ModelConfig) -> Self {
+    fn new(p: nn::Path, cfg: &ModelConfig, run: &RunSettings) -> Self {
         let std = 0.02;
         // GPT-2: residual projections scaled by 1/sqrt(2·n_layer) (two per block).
         let resid_std = 0.02 / (2.0 * cfg.n_layer as f64).sqrt();
         Self {
             ln_1: Norm::new(&p / "ln_1", cfg),
-            attn: CausalSelfAttention::new(&p / "attn", cfg, std, resid_std),
+            attn: CausalSelfAttention::new(&p / "attn", cfg, run, std, resid_std),
             ln_2: Norm::new(&p / "ln_2", cfg),
-            mlp: Mlp::new(&p / "mlp", cfg, std, resid_std),
-            dropout: cfg.dropout,
+            mlp: Mlp::new(&p / "mlp", cfg, run.dtype.kind(), std, resid_std),
+            dropout: run.dropout,
         }
     }
 
@@ -58,6 +60,7 @@ impl Block {
 #[derive(Debug)]
 pub struct Gpt {
     pub cfg: ModelConfig,
+    pub settings: RunSettings,
     pub wte: Tensor,
     pub wpe: Option<Tensor>,
     pub h: Vec<Block>,
@@ -68,9 +71,10 @@ pub struct Gpt {
 
 impl Gpt {
     /// Build (and GPT-2-initialise) a model under `p` (usually `vs.root()`).
-    /// `cfg` must be valid; call `cfg.validate()` first (it is checked again here).
-    pub fn new(p: &nn::Path, cfg: &ModelConfig) -> Result<Self> {
+    /// `cfg` and `settings` must be valid (they are checked here).
+    pub fn new(p: &nn::Path, cfg: &ModelConfig, settings: &RunSettings) -> Result<Self> {
         cfg.validate()?;
+        settings.validate()?;
         let (v, d, bs) = (
             cfg.vocab_size as i64,
             cfg.n_embd as i64,
@@ -84,7 +88,7 @@ impl Gpt {
         let wpe =
             (cfg.pos_emb == PosEmb::Learned).then(|| (p / "wpe").var("weight", &[bs, d], init));
         let h = (0..cfg.n_layer)
-            .map(|i| Block::new(p / "h" / i, cfg))
+            .map(|i| Block::new(p / "h" / i, cfg, settings))
             .collect();
         let ln_f = Norm::new(p / "ln_f", cfg);
         let lm_head = (!cfg.tie_embeddings).then(|| (p / "lm_head").var("weight", &[v, d], init));
@@ -92,6 +96,7 @@ impl Gpt {
             .then(|| Rope::new(cfg.head_dim(), cfg.block_size, cfg.rope_theta, p.device()));
         Ok(Self {
             cfg: cfg.clone(),
+            settings: *settings,
             wte,
             wpe,
             h,
@@ -141,7 +146,7 @@ impl Gpt {
             }
             None => tok,
         };
-        let p = if train { self.cfg.dropout } else { 0.0 };
+        let p = if train { self.settings.dropout } else { 0.0 };
         let mut x = x.dropout(p, train);
         let rope = self.rope.as_ref();
         for (i, block) in self.h.iter().enumerate() {
@@ -157,7 +162,7 @@ impl Gpt {
     /// LM head: (…, C) -> (…, V) in the compute dtype.
     pub fn head(&self, h: &Tensor) -> Tensor {
         let w = self.lm_head.as_ref().unwrap_or(&self.wte);
-        let k = self.cfg.dtype.kind();
+        let k = self.settings.dtype.kind();
         h.to_kind(k).linear::<Tensor>(&w.to_kind(k), None)
     }
 

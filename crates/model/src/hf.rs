@@ -6,9 +6,8 @@
 //! `attn.masked_bias` (skipped) and a head tied to `wte`. Llama stores separate
 //! `q/k/v_proj` (fused here into `c_attn`, in that order), `gate/up/down_proj`,
 //! `input_layernorm`, `post_attention_layernorm`, `model.norm` and an optional `lm_head`.
-use crate::config::{Attention, Mlp, ModelConfig, Norm, PosEmb};
+use crate::config::{Mlp, ModelConfig, Norm, PosEmb};
 use anyhow::{bail, Context, Result};
-use runtime::DType;
 use serde_json::{json, Value};
 use tch::Tensor;
 
@@ -97,11 +96,8 @@ pub fn config_from_hf(v: &Value) -> Result<(HfArch, ModelConfig)> {
                 norm: Norm::LayerNorm,
                 norm_eps: get_f64_or(v, "layer_norm_epsilon", 1e-5)?,
                 mlp: Mlp::Gelu,
-                attention: Attention::Sdpa,
                 bias: true,
                 tie_embeddings: get_bool_or(v, "tie_word_embeddings", true)?,
-                dropout: 0.0,
-                dtype: DType::Fp32,
             }
         }
         "llama" => {
@@ -142,11 +138,8 @@ pub fn config_from_hf(v: &Value) -> Result<(HfArch, ModelConfig)> {
                 norm: Norm::RmsNorm,
                 norm_eps: get_f64_or(v, "rms_norm_eps", 1e-6)?,
                 mlp: Mlp::SwiGlu,
-                attention: Attention::Sdpa,
                 bias: false,
                 tie_embeddings: get_bool_or(v, "tie_word_embeddings", false)?,
-                dropout: 0.0,
-                dtype: DType::Fp32,
             }
         }
         "" => bail!("config.json: no 'model_type' (expected \"gpt2\" or \"llama\")"),

@@ -5,10 +5,15 @@
 //! layout (a `ModelConfig` and tensors under our variable names), which stores every rung,
 //! including mixed ones the Hub has no class for. Files are written to a temporary name
 //! and renamed, so a crash never leaves a half-written model behind.
+//!
+//! A folder stores the architecture only; the caller chooses how to run it
+//! ([`RunSettings`]). Native `config.json`s written before that split also carry
+//! `attention`, `dtype` and `dropout`: they still load (those keys are ignored).
 use crate::config::ModelConfig;
 use crate::gpt::Gpt;
 use crate::hf::{self, HfArch};
 use crate::validate;
+use crate::settings::RunSettings;
 use anyhow::{bail, Context, Result};
 use runtime::fsio::write_atomic;
 use std::collections::{BTreeMap, HashMap};
@@ -50,15 +55,21 @@ pub fn read_config(dir: &Path) -> Result<(Layout, ModelConfig)> {
     Ok((layout, cfg))
 }
 
-/// Load a folder in either layout onto `device`.
-pub fn load(dir: &Path, device: Device) -> Result<Loaded> {
+/// Load a folder in either layout onto `device`, to run with `settings`.
+pub fn load(dir: &Path, settings: &RunSettings, device: Device) -> Result<Loaded> {
     let (layout, cfg) = read_config(dir)?;
-    load_as(dir, layout, &cfg, device)
+    load_as(dir, layout, &cfg, settings, device)
 }
 
-/// Load weights from `dir` into a model built from `cfg` (which may differ from the
-/// folder's config in run-time fields such as `attention` or `dtype`).
-pub fn load_as(dir: &Path, layout: Layout, cfg: &ModelConfig, device: Device) -> Result<Loaded> {
+/// Load weights from `dir` (in `layout`, as [`read_config`] found it) into a model built
+/// from `cfg` and run with `settings`.
+pub fn load_as(
+    dir: &Path,
+    layout: Layout,
+    cfg: &ModelConfig,
+    settings: &RunSettings,
+    device: Device,
+) -> Result<Loaded> {
     let path = dir.join("model.safetensors");
     let file = path.display().to_string();
     if !path.is_file() {
@@ -73,7 +84,7 @@ pub fn load_as(dir: &Path, layout: Layout, cfg: &ModelConfig, device: Device) ->
             format!("{file}: not a readable safetensors file (truncated or corrupt?)")
         })?;
     let mut vs = nn::VarStore::new(device);
-    let model = Gpt::new(&vs.root(), cfg)?;
+    let model = Gpt::new(&vs.root(), cfg, settings)?;
     let mut file_map: HashMap<String, Tensor> = tensors.into_iter().collect();
     for (k, t) in &file_map {
         if !matches!(layout, Layout::Hf(a) if hf::is_ignored_hub_key(a, k, cfg.tie_embeddings)) {

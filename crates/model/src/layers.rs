@@ -118,10 +118,10 @@ pub enum Mlp {
 }
 
 impl Mlp {
-    /// `resid_std` is the init std of the output projection (GPT-2 scales it by 1/sqrt(2L)).
-    pub fn new(p: nn::Path, cfg: &ModelConfig, std: f64, resid_std: f64) -> Self {
+    /// `resid_std` is the init std of the output projection (GPT-2 scales it by 1/sqrt(2L));
+    /// the matmuls run in `k`.
+    pub fn new(p: nn::Path, cfg: &ModelConfig, k: Kind, std: f64, resid_std: f64) -> Self {
         let (d, h) = (cfg.n_embd as i64, cfg.intermediate_size as i64);
-        let k = cfg.dtype.kind();
         match cfg.mlp {
             crate::config::Mlp::Gelu => Mlp::Gelu(GeluMlp {
                 c_fc: Linear::new(&p / "c_fc", d, h, cfg.bias, std, k),

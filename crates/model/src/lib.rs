@@ -11,9 +11,11 @@ pub mod hf;
 pub mod io;
 pub mod layers;
 pub mod rope;
+pub mod settings;
 pub mod validate;
 
 pub use cache::KvCache;
 pub use config::{Attention, ConfigError, Mlp, ModelConfig, Norm, PosEmb};
 pub use gpt::Gpt;
 pub use io::{load, load_as, read_config, save_hf, save_native, Layout, Loaded};
+pub use settings::RunSettings;

@@ -1,6 +1,6 @@
 //! Bad input is a clear error (naming the file, key and shapes), never a panic.
 mod common;
-use model::{io, ModelConfig};
+use model::{io, ModelConfig, RunSettings};
 use tch::{nn, Device};
 
 fn err_text(r: anyhow::Result<io::Loaded>) -> String {
@@ -13,7 +13,7 @@ fn err_text(r: anyhow::Result<io::Loaded>) -> String {
 fn saved(cfg: &ModelConfig, hub: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
-    let _m = model::Gpt::new(&vs.root(), cfg).unwrap();
+    let _m = model::Gpt::new(&vs.root(), cfg, &RunSettings::default()).unwrap();
     if hub {
         io::save_hf(&vs, cfg, dir.path()).unwrap();
     } else {
@@ -28,7 +28,7 @@ fn truncated_safetensors_is_an_error() {
     let f = dir.path().join("model.safetensors");
     let bytes = std::fs::read(&f).unwrap();
     std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
-    let e = err_text(io::load(dir.path(), Device::Cpu));
+    let e = err_text(io::load(dir.path(), &RunSettings::default(), Device::Cpu));
     assert!(
         e.contains("model.safetensors") && e.contains("truncated"),
         "{e}"
@@ -44,7 +44,7 @@ fn wrong_shape_names_key_and_both_shapes() {
         serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     v["num_key_value_heads"] = 1.into();
     std::fs::write(&cfg_path, v.to_string()).unwrap();
-    let e = err_text(io::load(dir.path(), Device::Cpu));
+    let e = err_text(io::load(dir.path(), &RunSettings::default(), Device::Cpu));
     assert!(e.contains("model.layers.0.self_attn.k_proj.weight"), "{e}");
     assert!(e.contains("[32, 64]") && e.contains("[16, 64]"), "{e}");
 }
@@ -58,12 +58,12 @@ fn missing_and_extra_tensors_are_named() {
         serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     v["n_layer"] = 3.into();
     std::fs::write(&cfg_path, v.to_string()).unwrap();
-    let e = err_text(io::load(dir.path(), Device::Cpu));
+    let e = err_text(io::load(dir.path(), &RunSettings::default(), Device::Cpu));
     assert!(e.contains("missing tensor 'transformer.h.2."), "{e}");
     // More layers in the file than in the config: an unexpected tensor.
     v["n_layer"] = 1.into();
     std::fs::write(&cfg_path, v.to_string()).unwrap();
-    let e = err_text(io::load(dir.path(), Device::Cpu));
+    let e = err_text(io::load(dir.path(), &RunSettings::default(), Device::Cpu));
     assert!(e.contains("unexpected tensor 'transformer.h.1."), "{e}");
 }
 
@@ -75,7 +75,7 @@ fn unknown_config_key_is_rejected() {
         .unwrap()
         .replacen('{', "{\"n_heads\": 4,", 1);
     std::fs::write(&cfg_path, text).unwrap();
-    let e = err_text(io::load(dir.path(), Device::Cpu));
+    let e = err_text(io::load(dir.path(), &RunSettings::default(), Device::Cpu));
     assert!(
         e.contains("config.json") && e.contains("unknown field `n_heads`"),
         "{e}"
@@ -94,13 +94,14 @@ fn n_head_not_divisible_by_n_kv_heads() {
         "{e}"
     );
     let vs = nn::VarStore::new(Device::Cpu);
-    assert!(model::Gpt::new(&vs.root(), &cfg).is_err());
+    assert!(model::Gpt::new(&vs.root(), &cfg, &RunSettings::default()).is_err());
 }
 
 #[test]
 fn missing_folder_and_context_overflow() {
     let e = err_text(io::load(
         std::path::Path::new("/nonexistent/model"),
+        &RunSettings::default(),
         Device::Cpu,
     ));
     assert!(
@@ -109,7 +110,7 @@ fn missing_folder_and_context_overflow() {
     );
     let cfg = ModelConfig::gpt2_tiny();
     let vs = nn::VarStore::new(Device::Cpu);
-    let m = model::Gpt::new(&vs.root(), &cfg).unwrap();
+    let m = model::Gpt::new(&vs.root(), &cfg, &RunSettings::default()).unwrap();
     let x = common::random_ids(cfg.vocab_size, 1, cfg.block_size as i64 + 1, 0);
     let e = m.forward(&x, 0, None).unwrap_err().to_string();
     assert!(e.contains("block_size"), "{e}");

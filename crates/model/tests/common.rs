@@ -5,7 +5,7 @@ use tch::{Device, Kind, Tensor};
 
 /// Greedy decoding with a KV cache: `n` new ids after `prompt`.
 pub fn greedy_cached(m: &Gpt, prompt: &[i64], n: usize) -> Vec<i64> {
-    let mut cache = KvCache::new(&m.cfg, 1, prompt.len() + n, Device::Cpu);
+    let mut cache = KvCache::new(m, 1, prompt.len() + n, Device::Cpu);
     let mut logits = m
         .forward_last(
             &Tensor::from_slice(prompt).unsqueeze(0),

@@ -1,7 +1,7 @@
 //! Presets, validation, accounting and mixed precision.
 mod common;
 use model::accounting::{kv_cache_bytes_per_token, param_count, train_flops_per_token};
-use model::{Gpt, ModelConfig};
+use model::{Gpt, ModelConfig, RunSettings};
 use runtime::DType;
 use tch::{nn, Device, Kind};
 
@@ -34,7 +34,7 @@ fn param_count_matches_the_built_model() {
         ModelConfig::llama3_style(),
     ] {
         let vs = nn::VarStore::new(Device::Cpu);
-        let _m = Gpt::new(&vs.root(), &cfg).unwrap();
+        let _m = Gpt::new(&vs.root(), &cfg, &RunSettings::default()).unwrap();
         let built: i64 = vs
             .trainable_variables()
             .iter()
@@ -79,18 +79,17 @@ fn bad_values_name_the_field() {
             },
             "n_layer must be at least 1",
         ),
-        (
-            ModelConfig {
-                dropout: 1.5,
-                ..ModelConfig::gpt2_tiny()
-            },
-            "dropout",
-        ),
     ];
     for (cfg, want) in cases {
         let e = cfg.validate().unwrap_err().to_string();
         assert!(e.contains(want), "{e}");
     }
+    let run = RunSettings {
+        dropout: 1.5,
+        ..RunSettings::default()
+    };
+    let e = run.validate().unwrap_err().to_string();
+    assert!(e.contains("dropout"), "{e}");
     let e = ModelConfig::from_json(r#"{"vocab_size": "many"}"#)
         .unwrap_err()
         .to_string();
@@ -100,12 +99,10 @@ fn bad_values_name_the_field() {
 #[test]
 fn bf16_mixed_precision_keeps_fp32_master_weights() {
     for base in [ModelConfig::gpt2_tiny(), ModelConfig::llama_tiny()] {
-        let cfg = ModelConfig {
-            dtype: DType::Bf16,
-            ..base.clone()
-        };
+        let cfg = base.clone();
+        let bf16 = RunSettings::default().with_dtype(DType::Bf16);
         let vs = nn::VarStore::new(Device::Cpu);
-        let m = Gpt::new(&vs.root(), &cfg).unwrap();
+        let m = Gpt::new(&vs.root(), &cfg, &bf16).unwrap();
         let x = common::random_ids(cfg.vocab_size, 2, 16, 1);
         let y = x.roll([-1], [1]);
         let (logits, loss) = m.forward_loss(&x, &y, true).unwrap();
@@ -122,7 +119,7 @@ fn bf16_mixed_precision_keeps_fp32_master_weights() {
         }
         // Same loss as fp32 within bf16 rounding, from an identical init.
         let vs32 = nn::VarStore::new(Device::Cpu);
-        let m32 = Gpt::new(&vs32.root(), &base).unwrap();
+        let m32 = Gpt::new(&vs32.root(), &base, &RunSettings::default()).unwrap();
         let mut vs32 = vs32;
         vs32.copy(&vs).unwrap();
         let l32 = m32.loss(&x, &y, false).unwrap().double_value(&[]);

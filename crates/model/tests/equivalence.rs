@@ -4,19 +4,27 @@
 mod common;
 use common::{greedy_cached, greedy_full, max_abs_diff, random_ids};
 use model::rope::Rope;
-use model::{io, Attention, Gpt, KvCache, ModelConfig};
+use model::{io, Attention, Gpt, KvCache, ModelConfig, RunSettings};
 use tch::{nn, Device, Kind, Tensor};
 
-fn build(cfg: &ModelConfig, seed: i64) -> (nn::VarStore, Gpt) {
+fn build_with(cfg: &ModelConfig, run: &RunSettings, seed: i64) -> (nn::VarStore, Gpt) {
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(Device::Cpu);
-    let m = Gpt::new(&vs.root(), cfg).unwrap();
+    let m = Gpt::new(&vs.root(), cfg, run).unwrap();
     (vs, m)
 }
 
-/// Same weights under another config (only run-time fields may differ).
-fn rebuild(vs: &nn::VarStore, cfg: &ModelConfig) -> (nn::VarStore, Gpt) {
-    let (mut vs2, m) = build(cfg, 0);
+fn build(cfg: &ModelConfig, seed: i64) -> (nn::VarStore, Gpt) {
+    build_with(cfg, &RunSettings::default(), seed)
+}
+
+fn kernel(k: Attention) -> RunSettings {
+    RunSettings::default().with_kernel(k)
+}
+
+/// The same weights run with other settings.
+fn rebuild(vs: &nn::VarStore, cfg: &ModelConfig, run: &RunSettings) -> (nn::VarStore, Gpt) {
+    let (mut vs2, m) = build_with(cfg, run, 0);
     vs2.copy(vs).unwrap();
     (vs2, m)
 }
@@ -30,11 +38,9 @@ fn presets() -> Vec<ModelConfig> {
 
 #[test]
 fn sdpa_equals_naive() {
-    for mut cfg in presets() {
-        cfg.attention = Attention::Naive;
-        let (vs, naive) = build(&cfg, 1);
-        cfg.attention = Attention::Sdpa;
-        let (_vs2, sdpa) = rebuild(&vs, &cfg);
+    for cfg in presets() {
+        let (vs, naive) = build_with(&cfg, &kernel(Attention::Naive), 1);
+        let (_vs2, sdpa) = rebuild(&vs, &cfg, &kernel(Attention::Sdpa));
         let x = random_ids(cfg.vocab_size, 2, 17, 2);
         let a = naive.forward(&x, 0, None).unwrap();
         let b = sdpa.forward(&x, 0, None).unwrap();
@@ -49,12 +55,11 @@ fn sdpa_equals_naive() {
 #[test]
 fn cached_prefill_and_decode_equal_full_forward() {
     for attention in [Attention::Naive, Attention::Sdpa] {
-        for mut cfg in presets() {
-            cfg.attention = attention;
-            let (_vs, m) = build(&cfg, 3);
+        for cfg in presets() {
+            let (_vs, m) = build_with(&cfg, &kernel(attention), 3);
             let x = random_ids(cfg.vocab_size, 2, 12, 4);
             let full = m.forward(&x, 0, None).unwrap(); // (B, T, V)
-            let mut cache = KvCache::new(&cfg, 2, 12, Device::Cpu);
+            let mut cache = KvCache::new(&m, 2, 12, Device::Cpu);
             // Prefill 5 tokens, then a chunk of 3, then one at a time.
             let mut parts = vec![m.forward(&x.narrow(1, 0, 5), 0, Some(&mut cache)).unwrap()];
             parts.push(m.forward(&x.narrow(1, 5, 3), 5, Some(&mut cache)).unwrap());
@@ -86,14 +91,13 @@ fn greedy_with_and_without_cache_agree() {
 #[test]
 fn gqa_equals_mha_with_repeated_kv_heads() {
     for attention in [Attention::Naive, Attention::Sdpa] {
-        let mut gqa_cfg = ModelConfig::llama_tiny(); // 4 heads, 2 KV heads
-        gqa_cfg.attention = attention;
-        let (gvs, gqa) = build(&gqa_cfg, 6);
+        let gqa_cfg = ModelConfig::llama_tiny(); // 4 heads, 2 KV heads
+        let (gvs, gqa) = build_with(&gqa_cfg, &kernel(attention), 6);
         let mha_cfg = ModelConfig {
             n_kv_heads: gqa_cfg.n_head,
             ..gqa_cfg.clone()
         };
-        let (mvs, mha) = build(&mha_cfg, 7);
+        let (mvs, mha) = build_with(&mha_cfg, &kernel(attention), 7);
         let hs = gqa_cfg.head_dim() as i64;
         let (nh, nkv, d) = (
             gqa_cfg.n_head as i64,
@@ -135,8 +139,8 @@ fn gqa_equals_mha_with_repeated_kv_heads() {
         );
         // And the cache shrinks by n_head / n_kv_heads.
         let (cg, cm) = (
-            KvCache::new(&gqa_cfg, 1, 32, Device::Cpu),
-            KvCache::new(&mha_cfg, 1, 32, Device::Cpu),
+            KvCache::new(&gqa, 1, 32, Device::Cpu),
+            KvCache::new(&mha, 1, 32, Device::Cpu),
         );
         assert_eq!(cg.bytes() * rep as usize, cm.bytes());
     }
@@ -146,12 +150,10 @@ fn gqa_equals_mha_with_repeated_kv_heads() {
 fn n_kv_heads_equal_n_head_is_mha() {
     // With n_kv_heads == n_head the GQA code path is plain MHA: same as the naive kernel,
     // with no repetition, on prefill and on single-token decode.
-    let mut cfg = ModelConfig::gpt2_tiny();
+    let cfg = ModelConfig::gpt2_tiny();
     assert_eq!(cfg.n_kv_heads, cfg.n_head);
-    cfg.attention = Attention::Sdpa;
-    let (vs, sdpa) = build(&cfg, 9);
-    cfg.attention = Attention::Naive;
-    let (_v2, naive) = rebuild(&vs, &cfg);
+    let (vs, sdpa) = build_with(&cfg, &kernel(Attention::Sdpa), 9);
+    let (_v2, naive) = rebuild(&vs, &cfg, &kernel(Attention::Naive));
     let prompt = [1, 2, 3];
     assert_eq!(
         greedy_cached(&sdpa, &prompt, 15),
@@ -218,12 +220,12 @@ fn save_load_round_trip_is_bit_identical() {
                 io::Layout::Native => io::save_native(&vs, &cfg, &path).unwrap(),
                 io::Layout::Hf(_) => io::save_hf(&vs, &cfg, &path).unwrap(),
             }
-            let loaded = io::load(&path, Device::Cpu).unwrap();
+            let loaded = io::load(&path, &RunSettings::default(), Device::Cpu).unwrap();
             assert_eq!(loaded.layout, layout);
             assert_eq!(loaded.model.cfg.n_kv_heads, cfg.n_kv_heads);
             assert_same_vars(&vs, &loaded.vs);
-            // Hub configs carry no kernel choice (loaded as SDPA): compare under ours.
-            let same = io::load_as(&path, layout, &cfg, Device::Cpu).unwrap();
+            let same =
+                io::load_as(&path, layout, &cfg, &RunSettings::default(), Device::Cpu).unwrap();
             assert!(same.model.forward(&x, 0, None).unwrap().equal(&before));
         }
     }

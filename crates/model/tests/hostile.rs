@@ -1,7 +1,7 @@
 //! Hostile model folders are refused before anything is allocated: the safetensors header
 //! is checked (dtypes, byte ranges), every size in `config.json` against the tensors the
 //! file holds and against bounds, and weight values for NaN/inf as they load.
-use model::{io, validate, ModelConfig};
+use model::{io, validate, ModelConfig, RunSettings};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -15,7 +15,7 @@ fn err_text(r: anyhow::Result<io::Loaded>) -> String {
 fn saved(cfg: &ModelConfig, hub: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
-    let _m = model::Gpt::new(&vs.root(), cfg).unwrap();
+    let _m = model::Gpt::new(&vs.root(), cfg, &RunSettings::default()).unwrap();
     if hub {
         io::save_hf(&vs, cfg, dir.path()).unwrap();
     } else {
@@ -67,7 +67,7 @@ fn expected_shapes_match_the_built_model_for_every_rung() {
     });
     for cfg in cfgs {
         let vs = nn::VarStore::new(Device::Cpu);
-        let _m = model::Gpt::new(&vs.root(), &cfg).unwrap();
+        let _m = model::Gpt::new(&vs.root(), &cfg, &RunSettings::default()).unwrap();
         let mut built: Vec<(String, Vec<i64>)> = vs
             .variables()
             .into_iter()
@@ -93,7 +93,7 @@ fn integer_weights_are_refused_naming_the_tensor_and_dtype() {
             t
         }
     });
-    let e = err_text(io::load(dir.path(), Device::Cpu));
+    let e = err_text(io::load(dir.path(), &RunSettings::default(), Device::Cpu));
     assert!(
         e.contains("model.safetensors") && e.contains("wte.weight") && e.contains("I32"),
         "{e}"
@@ -114,7 +114,7 @@ fn non_finite_weights_are_refused_at_load() {
                 t
             }
         });
-        let e = err_text(io::load(dir.path(), Device::Cpu));
+        let e = err_text(io::load(dir.path(), &RunSettings::default(), Device::Cpu));
         assert!(
             e.contains("model.safetensors") && e.contains("up_proj") && e.contains("non-finite"),
             "{e}"
@@ -137,13 +137,13 @@ fn huge_sizes_in_config_json_name_the_key_before_allocating() {
             std::fs::copy(dir.path().join(f), d.path().join(f)).unwrap();
         }
         set_config(d.path(), key, v.into());
-        let e = err_text(io::load(d.path(), Device::Cpu));
+        let e = err_text(io::load(d.path(), &RunSettings::default(), Device::Cpu));
         assert!(e.contains("config.json") && e.contains(key), "{key}: {e}");
     }
     // Within bounds but not what the file holds: named against the file's shapes.
     set_config(dir.path(), "max_position_embeddings", 4096.into());
     set_config(dir.path(), "intermediate_size", 100000.into());
-    let e = err_text(io::load(dir.path(), Device::Cpu));
+    let e = err_text(io::load(dir.path(), &RunSettings::default(), Device::Cpu));
     assert!(
         e.contains("model.safetensors")
             && e.contains("intermediate_size")
@@ -177,7 +177,7 @@ fn corrupt_headers_are_errors_not_panics() {
     ];
     for (bytes, want) in cases {
         std::fs::write(&p, &bytes).unwrap();
-        let e = err_text(io::load(dir.path(), Device::Cpu));
+        let e = err_text(io::load(dir.path(), &RunSettings::default(), Device::Cpu));
         assert!(
             e.contains("model.safetensors") && e.contains(want),
             "{want}: {e}"

@@ -2,7 +2,7 @@
 //! HF transformers' GPT-2 (`gpt2-tiny`) and llama2.c / HF Llama (`stories260K`).
 mod common;
 use common::{greedy_cached, greedy_full};
-use model::{io, Attention};
+use model::{io, Attention, RunSettings};
 use runtime::resources::shared_resource;
 use serde_json::Value;
 use tch::{Device, Tensor};
@@ -34,9 +34,11 @@ fn gpt2_tiny_logits_and_greedy_match_transformers() {
     };
     let r = reference(&dir);
     for attention in [Attention::Naive, Attention::Sdpa] {
-        let (layout, mut cfg) = io::read_config(&dir).unwrap();
-        cfg.attention = attention;
-        let m = io::load_as(&dir, layout, &cfg, Device::Cpu).unwrap().model;
+        let (layout, cfg) = io::read_config(&dir).unwrap();
+        let run = RunSettings::default().with_kernel(attention);
+        let m = io::load_as(&dir, layout, &cfg, &run, Device::Cpu)
+            .unwrap()
+            .model;
         let input = ids(&r["input_ids"]);
         let logits = m
             .forward(&Tensor::from_slice(&input).unsqueeze(0), 0, None)
@@ -81,7 +83,7 @@ fn stories260k_greedy_from_bos_matches_llama2c() {
         return;
     };
     let r = reference(&dir);
-    let loaded = io::load(&dir, Device::Cpu).unwrap();
+    let loaded = io::load(&dir, &RunSettings::default(), Device::Cpu).unwrap();
     let m = loaded.model;
     assert_eq!((m.cfg.n_head, m.cfg.n_kv_heads), (8, 4));
     let prompt = ids(&r["prompt_token_ids"]);

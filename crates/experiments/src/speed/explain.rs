@@ -9,7 +9,7 @@ use std::path::Path;
 fn shape(out: &Path) -> Option<(model::ModelConfig, usize)> {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).ok()?).ok()?;
-    let cfg: model::ModelConfig = serde_json::from_value(v.get("model")?.clone()).ok()?;
+    let cfg = model::ModelConfig::from_json_value(v.get("model")?.clone()).ok()?;
     Some((cfg, v.get("seq_len")?.as_u64()? as usize))
 }
 

@@ -6,7 +6,7 @@ use anyhow::Result;
 use model::accounting::{
     forward_flops_per_token, kv_cache_bytes_per_token, prefill_flops, train_flops_per_token,
 };
-use model::{Gpt, KvCache, ModelConfig};
+use model::{Gpt, KvCache, ModelConfig, RunSettings};
 use runtime::device::sync;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
@@ -104,6 +104,7 @@ pub fn generate(
 pub fn run_rung(
     rung: Rung,
     cfg: &ModelConfig,
+    run: &RunSettings,
     args: &SpeedArgs,
     device: Device,
     threads: usize,
@@ -112,10 +113,10 @@ pub fn run_rung(
     let build = || -> Result<(nn::VarStore, Gpt)> {
         tch::manual_seed(args.seed);
         let vs = nn::VarStore::new(device);
-        let model = Gpt::new(&vs.root(), cfg)?;
+        let model = Gpt::new(&vs.root(), cfg, run)?;
         Ok((vs, model))
     };
-    let peak_flops = peak.flops(cfg.dtype.kind());
+    let peak_flops = peak.flops(run.dtype.kind());
     let ids = |b: usize, t: usize| {
         Tensor::randint(
             cfg.vocab_size as i64,
@@ -138,8 +139,8 @@ pub fn run_rung(
         rows.push(Row {
             rung: rung.name().into(),
             phase: phase.into(),
-            dtype: format!("{:?}", cfg.dtype).to_lowercase(),
-            attention: format!("{:?}", cfg.attention).to_lowercase(),
+            dtype: format!("{:?}", run.dtype).to_lowercase(),
+            attention: format!("{:?}", run.kernel).to_lowercase(),
             kv_cache: rung.kv_cache() && phase != "train",
             n_kv_heads: cfg.n_kv_heads,
             vocab_size: cfg.vocab_size,
@@ -163,22 +164,22 @@ pub fn run_rung(
 
     let (vs, model) = build()?;
     let no_grad = tch::no_grad_guard();
-    if cfg.dtype.kind() != Kind::Float {
+    if run.dtype.kind() != Kind::Float {
         // Inference keeps no master weights: store them in the compute dtype, so no step
         // pays for casting every weight again (what `infer --dtype bf16` does too).
         for (_, mut v) in vs.variables() {
-            v.set_data(&v.to_kind(cfg.dtype.kind()));
+            v.set_data(&v.to_kind(run.dtype.kind()));
         }
     }
     let (b, p, new) = (args.infer_batch, args.prompt_len, args.new_tokens);
     let mut cache = rung
         .kv_cache()
-        .then(|| KvCache::new(cfg, b, p + new, device));
+        .then(|| KvCache::new(&model, b, p + new, device));
     // 2 · layers · n_kv_heads · head_dim · bytes · tokens, for the tokens held.
     let has_cache = cache.is_some();
     let kv_bytes = move |tokens: usize| {
         if has_cache {
-            kv_cache_bytes_per_token(cfg, cfg.dtype.bytes()) * b * tokens
+            kv_cache_bytes_per_token(cfg, run.dtype.bytes()) * b * tokens
         } else {
             0
         }

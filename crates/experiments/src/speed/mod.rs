@@ -11,7 +11,7 @@ pub mod report;
 use crate::peak;
 use anyhow::{Context, Result};
 use clap::Parser;
-use model::{Attention, ModelConfig};
+use model::{Attention, ModelConfig, RunSettings};
 use runtime::DType;
 use std::path::{Path, PathBuf};
 
@@ -80,19 +80,21 @@ impl Rung {
         matches!(self, Rung::KvCache | Rung::Gqa)
     }
 
-    /// The model config of this rung, from the base preset.
-    pub fn config(self, base: &ModelConfig, gqa: usize) -> ModelConfig {
+    /// The model config and run settings of this rung, from the base preset.
+    pub fn config(self, base: &ModelConfig, gqa: usize) -> (ModelConfig, RunSettings) {
         let mut cfg = base.clone();
-        cfg.dtype = self.dtype();
-        cfg.attention = self.attention();
-        cfg.dropout = 0.0;
+        let run = RunSettings {
+            kernel: self.attention(),
+            dtype: self.dtype(),
+            dropout: 0.0,
+        };
         if self == Rung::OriginalUnpadded {
             cfg.vocab_size = 50257;
         }
         if self == Rung::Gqa {
             cfg.n_kv_heads = gqa;
         }
-        cfg
+        (cfg, run)
     }
 }
 
@@ -195,7 +197,7 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
     // A child process measures one phase of one rung (see `measure_in_children`).
     let child = std::env::var("LADDER_SPEED_CHILD").ok();
     for &rung in rungs {
-        let cfg = rung.config(&base, args.gqa);
+        let (cfg, run) = rung.config(&base, args.gqa);
         cfg.validate()?;
         if let Some(spec) = &child {
             let (name, phase, rows_out) = parse_child(spec)?;
@@ -206,7 +208,7 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
                 phases: vec![phase],
                 ..args.clone()
             };
-            let rows = measure::run_rung(rung, &cfg, &one, device, threads, &peak)?;
+            let rows = measure::run_rung(rung, &cfg, &run, &one, device, threads, &peak)?;
             report::write_rows(Path::new(&rows_out), &rows)?;
             continue;
         }
