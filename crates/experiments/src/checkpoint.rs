@@ -240,8 +240,8 @@ pub fn load(
 fn load_from(found: &Found, vs: &mut nn::VarStore, opt: &mut optim::AdamW) -> Result<()> {
     let d = &found.dir;
     let ctx = || format!("resuming from {}", d.display());
-    let loaded = model::io::load(d, &model::RunSettings::default(), vs.device())
-        .with_context(ctx)?;
+    let loaded =
+        model::io::load(d, &model::RunSettings::default(), vs.device()).with_context(ctx)?;
     vs.copy(&loaded.vs)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(ctx)?;

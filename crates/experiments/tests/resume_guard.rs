@@ -135,7 +135,12 @@ fn a_nan_stop_names_only_a_verified_finite_checkpoint() {
     assert_eq!(snapshot(&run.join("ckpt-000004")), before);
     assert_eq!(ckpt_names(&run), ["ckpt", "ckpt-000004"]);
     // What it names loads (the loader refuses non-finite weights).
-    model::io::load(&run.join("ckpt"), &model::RunSettings::default(), tch::Device::Cpu).unwrap();
+    model::io::load(
+        &run.join("ckpt"),
+        &model::RunSettings::default(),
+        tch::Device::Cpu,
+    )
+    .unwrap();
 }
 
 #[test]

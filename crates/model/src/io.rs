@@ -12,8 +12,8 @@
 use crate::config::ModelConfig;
 use crate::gpt::Gpt;
 use crate::hf::{self, HfArch};
-use crate::validate;
 use crate::settings::RunSettings;
+use crate::validate;
 use anyhow::{bail, Context, Result};
 use runtime::fsio::write_atomic;
 use std::collections::{BTreeMap, HashMap};

@@ -12,6 +12,7 @@ pub mod io;
 pub mod layers;
 pub mod rope;
 pub mod settings;
+pub mod st_header;
 pub mod validate;
 
 pub use cache::KvCache;
