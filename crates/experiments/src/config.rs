@@ -25,7 +25,7 @@ fn default_seed() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
     /// `char` or `gpt2`.
-    pub tokenizer: String,
+    pub tokenizer: data::TokenizerKind,
     /// The corpus; empty means `$LADDER_DATA`, else the shared Tiny Shakespeare.
     #[serde(default)]
     pub corpus: String,
@@ -137,6 +137,13 @@ fn from_model_table<T: serde::de::DeserializeOwned>(t: toml::Table) -> Result<T>
     })
 }
 
+/// A model config and run settings as one `[model]` table.
+fn model_table(cfg: &ModelConfig, run: &RunSettings) -> Result<toml::Table> {
+    let mut t = toml::Table::try_from(cfg).context("[model] as TOML")?;
+    t.extend(toml::Table::try_from(run).context("[model] as TOML")?);
+    Ok(t)
+}
+
 fn de_error(origin: &str, e: serde_path_to_error::Error<toml::de::Error>) -> anyhow::Error {
     let path = e.path().to_string();
     let inner = e.into_inner();
@@ -218,12 +225,6 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&t.beta1) || !(0.0..1.0).contains(&t.beta2) {
             bail!("train.beta1 and train.beta2 must be in [0, 1)");
         }
-        if !["char", "gpt2"].contains(&self.data.tokenizer.as_str()) {
-            bail!(
-                "data.tokenizer '{}': expected char or gpt2",
-                self.data.tokenizer
-            );
-        }
         Ok(())
     }
 
@@ -247,6 +248,21 @@ impl TrainConfig {
         let settings: RunSettings = from_model_table(run)?;
         settings.validate().context("[model]")?;
         Ok((cfg, settings))
+    }
+
+    /// Change the `[model]` table through its typed view (architecture and run settings):
+    /// keys whose value `f` changes are written back; the rest of the table, including a
+    /// missing `vocab_size` (the tokenizer's), stays as it was.
+    pub fn edit_model(&mut self, f: impl FnOnce(&mut ModelConfig, &mut RunSettings)) -> Result<()> {
+        let (mut cfg, mut run) = self.model_config(1)?; // vocab_size: a placeholder if absent
+        let before = model_table(&cfg, &run)?;
+        f(&mut cfg, &mut run);
+        for (k, v) in model_table(&cfg, &run)? {
+            if before.get(&k) != Some(&v) {
+                self.model.insert(k, v);
+            }
+        }
+        Ok(())
     }
 
     /// The resolved config as TOML text (recorded with every run and checkpoint).

@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod peak;
 pub mod resume;
+pub mod rung;
 pub mod sample;
 pub mod speed;
 pub mod sys;

@@ -4,7 +4,7 @@
 //! `cargo bench -p infer` (a small GPT-2-shaped model: 4 layers, 12 heads, 384 wide, fp32;
 //! under a minute in all).
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
-use model::{Attention, Gpt, KvCache, ModelConfig, RunSettings};
+use model::{AttnKernel, Gpt, KvCache, ModelConfig, RunSettings};
 use std::time::Duration;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
         // GPT-2's own kernel, as the preset used to carry: naive attention, fp32.
-        let run = RunSettings::default().with_kernel(Attention::Naive);
+        let run = RunSettings::default().with_kernel(AttnKernel::Naive);
         let m = Gpt::new(&vs.root(), &cfg, &run).unwrap();
         for ctx in [64usize, 256, 512] {
             let prompt = Tensor::randint(

@@ -2,6 +2,8 @@
 //! and peak memory (peak RSS, `VmHWM` in `/proc/self/status`, see proc(5)) — as a short
 //! text block for stderr or as one JSON object.
 use crate::generation::Generation;
+use model::AttnKernel;
+use runtime::DType;
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -15,10 +17,10 @@ pub struct Settings {
     pub n_kv_heads: usize,
     pub head_dim: usize,
     pub block_size: usize,
-    pub dtype: String,
+    pub dtype: DType,
     /// Bytes per weight / cache element in `dtype`.
     pub dtype_bytes: usize,
-    pub attention: String,
+    pub attention: AttnKernel,
     pub kv_cache: bool,
     pub batch: usize,
     pub threads: i32,

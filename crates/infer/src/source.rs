@@ -1,11 +1,13 @@
 //! Where the model comes from — a Hugging Face GPT-2 / Llama folder (`--model`), one of our
 //! training checkpoints (`--checkpoint`, nanoGPT's `out_dir` with `meta.json`), or a preset
 //! with random weights (`--preset`) — plus the tokenizer and the special ids that go with it.
+//! (A little over 300 lines: resolving a source, loading it and finding its tokenizer and
+//! special ids are one decision each way, kept together.)
 use anyhow::{anyhow, bail, Context, Result};
 use data::Tokenizer;
 use model::hf::HfArch;
 use model::io::Layout;
-use model::{Attention, Gpt, ModelConfig, PosEmb, RunSettings};
+use model::{AttnKernel, Gpt, ModelConfig, PosEmb, RunSettings};
 use runtime::DType;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -20,7 +22,7 @@ pub struct SourceSpec {
     pub preset: Option<String>,
     /// KV heads for a preset; for a folder it must match the file (or be left out).
     pub gqa: Option<usize>,
-    pub attention: Attention,
+    pub attention: AttnKernel,
     pub dtype: DType,
     pub device: Device,
     /// Seed of a preset's random weights.
@@ -35,7 +37,7 @@ impl SourceSpec {
             checkpoint: None,
             preset: Some(name.into()),
             gqa: None,
-            attention: Attention::Sdpa,
+            attention: AttnKernel::Sdpa,
             dtype: DType::Fp32,
             device: Device::Cpu,
             seed: 1337,

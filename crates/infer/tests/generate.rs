@@ -3,12 +3,12 @@
 //! references (stories260K's `greedy_60` from BOS, gpt2-tiny's `greedy_20`).
 use infer::source::{self, Source, SourceSpec};
 use infer::{generate, GenOptions, Sampler};
-use model::Attention;
+use model::AttnKernel;
 use runtime::resources::shared_resource;
 use runtime::DType;
 use tch::{Kind, Tensor};
 
-fn spec(preset: &str, gqa: Option<usize>, attention: Attention) -> SourceSpec {
+fn spec(preset: &str, gqa: Option<usize>, attention: AttnKernel) -> SourceSpec {
     SourceSpec {
         gqa,
         attention,
@@ -45,7 +45,7 @@ fn sampled(temperature: f64, top_k: usize, top_p: f64) -> Sampler {
 #[test]
 fn greedy_with_and_without_cache_is_identical() {
     for preset in ["gpt2_tiny", "llama_tiny"] {
-        for attention in [Attention::Sdpa, Attention::Naive] {
+        for attention in [AttnKernel::Sdpa, AttnKernel::Naive] {
             let src = source::load(&spec(preset, None, attention)).unwrap();
             let cached = run(&src, &opts(true, Sampler::greedy(), 0));
             assert_eq!(cached[0].len(), 24);
@@ -60,8 +60,8 @@ fn greedy_with_and_without_cache_is_identical() {
 
 #[test]
 fn gqa_equal_to_n_head_is_the_mha_model() {
-    let mha = source::load(&spec("gpt2_tiny", None, Attention::Sdpa)).unwrap();
-    let gqa = source::load(&spec("gpt2_tiny", Some(4), Attention::Sdpa)).unwrap(); // n_head = 4
+    let mha = source::load(&spec("gpt2_tiny", None, AttnKernel::Sdpa)).unwrap();
+    let gqa = source::load(&spec("gpt2_tiny", Some(4), AttnKernel::Sdpa)).unwrap(); // n_head = 4
     assert_eq!(gqa.model.cfg, mha.model.cfg);
     let o = opts(true, Sampler::greedy(), 0);
     assert_eq!(run(&mha, &o), run(&gqa, &o));
@@ -104,9 +104,9 @@ fn expand_into(gqa: &Source, mha: &Source) {
 #[test]
 fn gqa_generates_as_mha_with_repeated_kv_heads() {
     for (preset, attention) in [
-        ("gpt2_tiny", Attention::Sdpa),
-        ("gpt2_tiny", Attention::Naive),
-        ("llama_tiny", Attention::Sdpa),
+        ("gpt2_tiny", AttnKernel::Sdpa),
+        ("gpt2_tiny", AttnKernel::Naive),
+        ("llama_tiny", AttnKernel::Sdpa),
     ] {
         let gqa = source::load(&spec(preset, Some(2), attention)).unwrap();
         let n_head = gqa.model.cfg.n_head;
@@ -133,7 +133,7 @@ fn gqa_generates_as_mha_with_repeated_kv_heads() {
 
 #[test]
 fn top_k_one_is_greedy_and_seeds_reproduce() {
-    let src = source::load(&spec("gpt2_tiny", None, Attention::Sdpa)).unwrap();
+    let src = source::load(&spec("gpt2_tiny", None, AttnKernel::Sdpa)).unwrap();
     let greedy = run(&src, &opts(true, Sampler::greedy(), 0));
     assert_eq!(run(&src, &opts(true, sampled(1.0, 1, 1.0), 1)), greedy);
     assert_eq!(run(&src, &opts(true, sampled(5.0, 1, 1.0), 2)), greedy);
@@ -178,7 +178,7 @@ fn top_p_keeps_the_nucleus_and_top_k_the_k_best() {
 
 #[test]
 fn eos_ends_a_sequence_and_the_others_go_on() {
-    let src = source::load(&spec("llama_tiny", None, Attention::Sdpa)).unwrap();
+    let src = source::load(&spec("llama_tiny", None, AttnKernel::Sdpa)).unwrap();
     let greedy = run(&src, &opts(true, Sampler::greedy(), 0));
     // A stop id that sequence 0 produces and sequence 1 never does.
     let stop = *greedy[0]
@@ -207,7 +207,7 @@ fn eos_ends_a_sequence_and_the_others_go_on() {
 
 #[test]
 fn bad_prompts_are_errors_not_panics() {
-    let src = source::load(&spec("gpt2_tiny", None, Attention::Sdpa)).unwrap(); // block 64
+    let src = source::load(&spec("gpt2_tiny", None, AttnKernel::Sdpa)).unwrap(); // block 64
     let o = GenOptions {
         max_new_tokens: 10,
         ..opts(true, Sampler::greedy(), 0)
@@ -239,7 +239,7 @@ fn bad_prompts_are_errors_not_panics() {
 
 #[test]
 fn the_cache_holds_what_the_formula_says() {
-    let src = source::load(&spec("llama_tiny", None, Attention::Sdpa)).unwrap();
+    let src = source::load(&spec("llama_tiny", None, AttnKernel::Sdpa)).unwrap();
     let gen = generate(
         &src.model,
         &[vec![1, 2, 3]],
@@ -284,7 +284,7 @@ fn real_checkpoints_match_their_references() {
             continue;
         };
         let (prompt, want) = (reference(&dir, prompt_key), reference(&dir, out_key));
-        for attention in [Attention::Sdpa, Attention::Naive] {
+        for attention in [AttnKernel::Sdpa, AttnKernel::Naive] {
             let src = source::load(&SourceSpec {
                 attention,
                 ..SourceSpec::model(&dir)

@@ -2,7 +2,7 @@
 //!
 //! FLOPs per token follow Kaplan et al. 2020 / the PaLM paper's MFU appendix (as nanoGPT's
 //! `estimate_mfu`): 6·N for the matmuls of forward + backward, plus 12·L·H·Q·T for attention.
-use crate::config::{Mlp, ModelConfig, Norm, PosEmb};
+use crate::config::{MlpKind, ModelConfig, NormKind, PosEmb};
 
 /// Parameter counts of a config, computed from the shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,15 +19,15 @@ pub fn param_count(cfg: &ModelConfig) -> ParamCount {
     let (v, d, f) = (cfg.vocab_size, cfg.n_embd, cfg.intermediate_size);
     let b = cfg.bias as usize;
     let kv = cfg.n_kv_heads * cfg.head_dim();
-    let norm = if cfg.norm == Norm::LayerNorm && cfg.bias {
+    let norm = if cfg.norm == NormKind::LayerNorm && cfg.bias {
         2 * d
     } else {
         d
     };
     let attn = d * (d + 2 * kv) + b * (d + 2 * kv) + d * d + b * d;
     let mlp = match cfg.mlp {
-        Mlp::Gelu => 2 * d * f + b * (f + d),
-        Mlp::SwiGlu => 3 * d * f + b * (2 * f + d),
+        MlpKind::Gelu => 2 * d * f + b * (f + d),
+        MlpKind::SwiGlu => 3 * d * f + b * (2 * f + d),
     };
     let block = 2 * norm + attn + mlp;
     let wpe = if cfg.pos_emb == PosEmb::Learned {

@@ -3,7 +3,7 @@
 //! an explicit masked softmax ("naive") and `scaled_dot_product_attention` — optional
 //! RoPE, and an optional KV cache written at a position offset.
 use crate::cache::KvCache;
-use crate::config::{Attention as Kernel, ModelConfig};
+use crate::config::{AttnKernel, ModelConfig};
 use crate::layers::Linear;
 use crate::rope::Rope;
 use crate::settings::RunSettings;
@@ -17,7 +17,7 @@ pub struct CausalSelfAttention {
     n_head: i64,
     n_kv: i64,
     hs: i64,
-    kernel: Kernel,
+    kernel: AttnKernel,
     dropout: f64,
 }
 
@@ -89,8 +89,8 @@ impl CausalSelfAttention {
         };
         let p_drop = if train { self.dropout } else { 0.0 };
         let y = match self.kernel {
-            Kernel::Naive => self.naive(&q, &k, &v, pos, p_drop, train),
-            Kernel::Sdpa => self.sdpa(&q, &k, &v, pos, p_drop),
+            AttnKernel::Naive => self.naive(&q, &k, &v, pos, p_drop, train),
+            AttnKernel::Sdpa => self.sdpa(&q, &k, &v, pos, p_drop),
         }; // (B, nh, T, hs)
         let y = y.transpose(1, 2).contiguous().view([b, t, c]); // (B, T, C)
         self.c_proj.forward(&y).dropout(p_drop, train)

@@ -20,7 +20,7 @@ pub enum PosEmb {
 /// LayerNorm (Ba et al. 2016) or RMSNorm (Zhang & Sennrich 2019).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Norm {
+pub enum NormKind {
     LayerNorm,
     RmsNorm,
 }
@@ -28,7 +28,7 @@ pub enum Norm {
 /// The feed-forward block: GPT-2's tanh-GELU MLP or SwiGLU (Shazeer 2020).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mlp {
+pub enum MlpKind {
     Gelu,
     SwiGlu,
 }
@@ -36,23 +36,32 @@ pub enum Mlp {
 /// Attention kernel: explicit masked softmax, or `scaled_dot_product_attention` (flash/fused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Attention {
+pub enum AttnKernel {
     Naive,
     Sdpa,
 }
 
-impl std::str::FromStr for Attention {
+impl std::str::FromStr for AttnKernel {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "naive" => Ok(Attention::Naive),
-            "sdpa" | "flash" => Ok(Attention::Sdpa),
+            "naive" => Ok(AttnKernel::Naive),
+            "sdpa" | "flash" => Ok(AttnKernel::Sdpa),
             _ => Err(format!("unknown attention '{s}' (expected naive or sdpa)")),
         }
     }
 }
 
-fn default_rope_theta() -> f64 {
+impl std::fmt::Display for AttnKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            AttnKernel::Naive => "naive",
+            AttnKernel::Sdpa => "sdpa",
+        })
+    }
+}
+
+pub(crate) fn default_rope_theta() -> f64 {
     10000.0
 }
 fn default_norm_eps() -> f64 {
@@ -76,10 +85,10 @@ pub struct ModelConfig {
     pub pos_emb: PosEmb,
     #[serde(default = "default_rope_theta")]
     pub rope_theta: f64,
-    pub norm: Norm,
+    pub norm: NormKind,
     #[serde(default = "default_norm_eps")]
     pub norm_eps: f64,
-    pub mlp: Mlp,
+    pub mlp: MlpKind,
     /// Biases in linear layers and LayerNorm.
     pub bias: bool,
     pub tie_embeddings: bool,
@@ -104,131 +113,6 @@ pub fn swiglu_matched_hidden(gelu_hidden: usize) -> usize {
 }
 
 impl ModelConfig {
-    /// GPT-2 small (124M): 12 layers, 12 heads, 768 wide, vocab 50257 padded to 50304.
-    pub fn gpt2_124m() -> Self {
-        Self {
-            vocab_size: 50304,
-            block_size: 1024,
-            n_layer: 12,
-            n_head: 12,
-            n_kv_heads: 12,
-            n_embd: 768,
-            intermediate_size: 4 * 768,
-            pos_emb: PosEmb::Learned,
-            rope_theta: default_rope_theta(),
-            norm: Norm::LayerNorm,
-            norm_eps: 1e-5,
-            mlp: Mlp::Gelu,
-            bias: true,
-            tie_embeddings: true,
-        }
-    }
-
-    /// A GPT-2-shaped model small enough for a 2-core CPU (6 layers, 6 heads, 384 wide).
-    pub fn gpt2_small_cpu() -> Self {
-        Self {
-            block_size: 256,
-            n_layer: 6,
-            n_head: 6,
-            n_kv_heads: 6,
-            n_embd: 384,
-            intermediate_size: 4 * 384,
-            ..Self::gpt2_124m()
-        }
-    }
-
-    /// The speed ladder's CPU default: GPT-2-shaped (12 heads, so GQA-4 groups 3 query heads
-    /// per KV head as in GPT-2 small), 6 layers, 384 wide, context 512, padded vocabulary.
-    pub fn gpt2_speed_cpu() -> Self {
-        Self {
-            block_size: 512,
-            n_layer: 6,
-            n_head: 12,
-            n_kv_heads: 12,
-            n_embd: 384,
-            intermediate_size: 4 * 384,
-            ..Self::gpt2_124m()
-        }
-    }
-
-    /// A tiny GPT-2 for tests (2 layers, 4 heads, 64 wide, vocab 256).
-    pub fn gpt2_tiny() -> Self {
-        Self {
-            vocab_size: 256,
-            block_size: 64,
-            n_layer: 2,
-            n_head: 4,
-            n_kv_heads: 4,
-            n_embd: 64,
-            intermediate_size: 256,
-            ..Self::gpt2_124m()
-        }
-    }
-
-    /// Llama-3-style model at GPT-2-small size: RoPE θ=500000, RMSNorm, SwiGLU with the
-    /// Llama hidden rule, GQA with n_kv_heads = n_head / 4, no biases, untied head.
-    pub fn llama3_style() -> Self {
-        let n_embd = 768;
-        Self {
-            vocab_size: 50304,
-            block_size: 1024,
-            n_layer: 12,
-            n_head: 12,
-            n_kv_heads: 3,
-            n_embd,
-            intermediate_size: llama_hidden_size(n_embd, 256, 1.0),
-            pos_emb: PosEmb::Rope,
-            rope_theta: 500000.0,
-            norm: Norm::RmsNorm,
-            norm_eps: 1e-5,
-            mlp: Mlp::SwiGlu,
-            bias: false,
-            tie_embeddings: false,
-        }
-    }
-
-    /// A tiny Llama-style model for tests (2 layers, 4 heads, 2 KV heads, 64 wide).
-    pub fn llama_tiny() -> Self {
-        Self {
-            vocab_size: 256,
-            block_size: 64,
-            n_layer: 2,
-            n_head: 4,
-            n_kv_heads: 2,
-            n_embd: 64,
-            intermediate_size: 176,
-            ..Self::llama3_style()
-        }
-    }
-
-    /// Look a preset up by name (for CLIs): the error lists the known names.
-    pub fn preset(name: &str) -> Result<Self, ConfigError> {
-        let cfg = match name {
-            "gpt2_124m" | "gpt2" => Self::gpt2_124m(),
-            "gpt2_small_cpu" => Self::gpt2_small_cpu(),
-            "gpt2_speed_cpu" => Self::gpt2_speed_cpu(),
-            "gpt2_tiny" => Self::gpt2_tiny(),
-            "llama3_style" => Self::llama3_style(),
-            "llama_tiny" => Self::llama_tiny(),
-            _ => {
-                return Err(ConfigError(format!(
-                    "unknown preset '{name}' (expected one of: {})",
-                    Self::PRESETS.join(", ")
-                )))
-            }
-        };
-        Ok(cfg)
-    }
-
-    pub const PRESETS: &'static [&'static str] = &[
-        "gpt2_124m",
-        "gpt2_small_cpu",
-        "gpt2_speed_cpu",
-        "gpt2_tiny",
-        "llama3_style",
-        "llama_tiny",
-    ];
-
     pub fn head_dim(&self) -> usize {
         self.n_embd / self.n_head
     }

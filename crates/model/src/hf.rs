@@ -6,7 +6,7 @@
 //! `attn.masked_bias` (skipped) and a head tied to `wte`. Llama stores separate
 //! `q/k/v_proj` (fused here into `c_attn`, in that order), `gate/up/down_proj`,
 //! `input_layernorm`, `post_attention_layernorm`, `model.norm` and an optional `lm_head`.
-use crate::config::{Mlp, ModelConfig, Norm, PosEmb};
+use crate::config::{MlpKind, ModelConfig, NormKind, PosEmb};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tch::Tensor;
@@ -22,13 +22,13 @@ impl HfArch {
     /// The Hub layout a config can be saved in, if any (mixed rungs have none).
     pub fn for_config(cfg: &ModelConfig) -> Option<Self> {
         let gpt2 = cfg.pos_emb == PosEmb::Learned
-            && cfg.norm == Norm::LayerNorm
-            && cfg.mlp == Mlp::Gelu
+            && cfg.norm == NormKind::LayerNorm
+            && cfg.mlp == MlpKind::Gelu
             && cfg.bias
             && cfg.n_kv_heads == cfg.n_head;
         let llama = cfg.pos_emb == PosEmb::Rope
-            && cfg.norm == Norm::RmsNorm
-            && cfg.mlp == Mlp::SwiGlu
+            && cfg.norm == NormKind::RmsNorm
+            && cfg.mlp == MlpKind::SwiGlu
             && !cfg.bias;
         if gpt2 {
             Some(HfArch::Gpt2)
@@ -93,9 +93,9 @@ pub fn config_from_hf(v: &Value) -> Result<(HfArch, ModelConfig)> {
                 intermediate_size: inner,
                 pos_emb: PosEmb::Learned,
                 rope_theta: 10000.0,
-                norm: Norm::LayerNorm,
+                norm: NormKind::LayerNorm,
                 norm_eps: get_f64_or(v, "layer_norm_epsilon", 1e-5)?,
-                mlp: Mlp::Gelu,
+                mlp: MlpKind::Gelu,
                 bias: true,
                 tie_embeddings: get_bool_or(v, "tie_word_embeddings", true)?,
             }
@@ -135,9 +135,9 @@ pub fn config_from_hf(v: &Value) -> Result<(HfArch, ModelConfig)> {
                 intermediate_size: get_usize(v, "intermediate_size")?,
                 pos_emb: PosEmb::Rope,
                 rope_theta: get_f64_or(v, "rope_theta", 10000.0)?,
-                norm: Norm::RmsNorm,
+                norm: NormKind::RmsNorm,
                 norm_eps: get_f64_or(v, "rms_norm_eps", 1e-6)?,
-                mlp: Mlp::SwiGlu,
+                mlp: MlpKind::SwiGlu,
                 bias: false,
                 tie_embeddings: get_bool_or(v, "tie_word_embeddings", false)?,
             }

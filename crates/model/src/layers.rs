@@ -4,7 +4,7 @@
 //! Mixed precision the way autocast does it: parameters stay in their storage dtype
 //! (fp32 master weights in training) and are cast to the compute dtype at use, so
 //! gradients flow back into the fp32 weights. Norms compute in f32.
-use crate::config::{ModelConfig, Norm as NormKind};
+use crate::config::{MlpKind, ModelConfig, NormKind};
 use tch::{nn, Kind, Tensor};
 
 /// `y = x Wᵀ + b`, with `W` stored (out, in) and the matmul run in `compute` precision.
@@ -123,11 +123,11 @@ impl Mlp {
     pub fn new(p: nn::Path, cfg: &ModelConfig, k: Kind, std: f64, resid_std: f64) -> Self {
         let (d, h) = (cfg.n_embd as i64, cfg.intermediate_size as i64);
         match cfg.mlp {
-            crate::config::Mlp::Gelu => Mlp::Gelu(GeluMlp {
+            MlpKind::Gelu => Mlp::Gelu(GeluMlp {
                 c_fc: Linear::new(&p / "c_fc", d, h, cfg.bias, std, k),
                 c_proj: Linear::new(&p / "c_proj", h, d, cfg.bias, resid_std, k),
             }),
-            crate::config::Mlp::SwiGlu => Mlp::SwiGlu(SwiGlu {
+            MlpKind::SwiGlu => Mlp::SwiGlu(SwiGlu {
                 gate_proj: Linear::new(&p / "gate_proj", d, h, cfg.bias, std, k),
                 up_proj: Linear::new(&p / "up_proj", d, h, cfg.bias, std, k),
                 down_proj: Linear::new(&p / "down_proj", h, d, cfg.bias, resid_std, k),

@@ -10,13 +10,14 @@ pub mod gpt;
 pub mod hf;
 pub mod io;
 pub mod layers;
+mod presets;
 pub mod rope;
 pub mod settings;
 pub mod st_header;
 pub mod validate;
 
 pub use cache::KvCache;
-pub use config::{Attention, ConfigError, Mlp, ModelConfig, Norm, PosEmb};
+pub use config::{AttnKernel, ConfigError, MlpKind, ModelConfig, NormKind, PosEmb};
 pub use gpt::Gpt;
 pub use io::{load, load_as, read_config, save_hf, save_native, Layout, Loaded};
 pub use settings::RunSettings;

@@ -26,10 +26,6 @@ impl Rope {
         }
     }
 
-    pub fn max_pos(&self) -> usize {
-        self.cos.size()[0] as usize
-    }
-
     /// Rotate `x` (B, h, T, d) whose first position is `start_pos`; returns x's dtype.
     pub fn apply(&self, x: &Tensor, start_pos: usize) -> Tensor {
         let t = x.size()[2];

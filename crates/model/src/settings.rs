@@ -7,7 +7,7 @@
 //! table and of `infer`'s flags, so configs written before the split still read the same.
 //!
 //! [`ModelConfig`]: crate::ModelConfig
-use crate::config::{Attention as AttnKernel, ConfigError};
+use crate::config::{AttnKernel, ConfigError};
 use runtime::DType;
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,7 @@
 //! every size in `config.json` is checked against the shapes the file actually holds,
 //! against sane bounds, and against the memory there is. Only then are tensors created; their values are checked for
 //! non-finite numbers as they are loaded ([`check_finite`]).
-use crate::config::{ModelConfig, Norm, PosEmb};
+use crate::config::{MlpKind, ModelConfig, NormKind, PosEmb};
 use crate::hf::{self, HfArch};
 use crate::io::Layout;
 use anyhow::{bail, Result};
@@ -42,7 +42,7 @@ pub fn native_shapes(cfg: &ModelConfig) -> Vec<Expected> {
             dims: dims.into(),
         })
     };
-    let norm_bias = cfg.norm == Norm::LayerNorm && cfg.bias;
+    let norm_bias = cfg.norm == NormKind::LayerNorm && cfg.bias;
     push("wte.weight".into(), vec![v, d], "[vocab_size, n_embd]");
     if cfg.pos_emb == PosEmb::Learned {
         push("wpe.weight".into(), vec![bs, d], "[block_size, n_embd]");
@@ -64,11 +64,11 @@ pub fn native_shapes(cfg: &ModelConfig) -> Vec<Expected> {
         );
         linear("attn.c_proj", d, d, "[n_embd, n_embd]");
         match cfg.mlp {
-            crate::config::Mlp::Gelu => {
+            MlpKind::Gelu => {
                 linear("mlp.c_fc", h, d, "[intermediate_size, n_embd]");
                 linear("mlp.c_proj", d, h, "[n_embd, intermediate_size]");
             }
-            crate::config::Mlp::SwiGlu => {
+            MlpKind::SwiGlu => {
                 linear("mlp.gate_proj", h, d, "[intermediate_size, n_embd]");
                 linear("mlp.up_proj", h, d, "[intermediate_size, n_embd]");
                 linear("mlp.down_proj", d, h, "[n_embd, intermediate_size]");

@@ -4,7 +4,7 @@
 mod common;
 use common::{greedy_cached, greedy_full, max_abs_diff, random_ids};
 use model::rope::Rope;
-use model::{io, Attention, Gpt, KvCache, ModelConfig, RunSettings};
+use model::{io, AttnKernel, Gpt, KvCache, ModelConfig, RunSettings};
 use tch::{nn, Device, Kind, Tensor};
 
 fn build_with(cfg: &ModelConfig, run: &RunSettings, seed: i64) -> (nn::VarStore, Gpt) {
@@ -18,7 +18,7 @@ fn build(cfg: &ModelConfig, seed: i64) -> (nn::VarStore, Gpt) {
     build_with(cfg, &RunSettings::default(), seed)
 }
 
-fn kernel(k: Attention) -> RunSettings {
+fn kernel(k: AttnKernel) -> RunSettings {
     RunSettings::default().with_kernel(k)
 }
 
@@ -39,8 +39,8 @@ fn presets() -> Vec<ModelConfig> {
 #[test]
 fn sdpa_equals_naive() {
     for cfg in presets() {
-        let (vs, naive) = build_with(&cfg, &kernel(Attention::Naive), 1);
-        let (_vs2, sdpa) = rebuild(&vs, &cfg, &kernel(Attention::Sdpa));
+        let (vs, naive) = build_with(&cfg, &kernel(AttnKernel::Naive), 1);
+        let (_vs2, sdpa) = rebuild(&vs, &cfg, &kernel(AttnKernel::Sdpa));
         let x = random_ids(cfg.vocab_size, 2, 17, 2);
         let a = naive.forward(&x, 0, None).unwrap();
         let b = sdpa.forward(&x, 0, None).unwrap();
@@ -54,7 +54,7 @@ fn sdpa_equals_naive() {
 
 #[test]
 fn cached_prefill_and_decode_equal_full_forward() {
-    for attention in [Attention::Naive, Attention::Sdpa] {
+    for attention in [AttnKernel::Naive, AttnKernel::Sdpa] {
         for cfg in presets() {
             let (_vs, m) = build_with(&cfg, &kernel(attention), 3);
             let x = random_ids(cfg.vocab_size, 2, 12, 4);
@@ -90,7 +90,7 @@ fn greedy_with_and_without_cache_agree() {
 /// each KV head serves `rep` consecutive query heads.
 #[test]
 fn gqa_equals_mha_with_repeated_kv_heads() {
-    for attention in [Attention::Naive, Attention::Sdpa] {
+    for attention in [AttnKernel::Naive, AttnKernel::Sdpa] {
         let gqa_cfg = ModelConfig::llama_tiny(); // 4 heads, 2 KV heads
         let (gvs, gqa) = build_with(&gqa_cfg, &kernel(attention), 6);
         let mha_cfg = ModelConfig {
@@ -152,8 +152,8 @@ fn n_kv_heads_equal_n_head_is_mha() {
     // with no repetition, on prefill and on single-token decode.
     let cfg = ModelConfig::gpt2_tiny();
     assert_eq!(cfg.n_kv_heads, cfg.n_head);
-    let (vs, sdpa) = build_with(&cfg, &kernel(Attention::Sdpa), 9);
-    let (_v2, naive) = rebuild(&vs, &cfg, &kernel(Attention::Naive));
+    let (vs, sdpa) = build_with(&cfg, &kernel(AttnKernel::Sdpa), 9);
+    let (_v2, naive) = rebuild(&vs, &cfg, &kernel(AttnKernel::Naive));
     let prompt = [1, 2, 3];
     assert_eq!(
         greedy_cached(&sdpa, &prompt, 15),
@@ -189,7 +189,7 @@ fn assert_same_vars(a: &nn::VarStore, b: &nn::VarStore) {
 fn save_load_round_trip_is_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
     let mut mixed = ModelConfig::gpt2_tiny();
-    mixed.norm = model::Norm::RmsNorm;
+    mixed.norm = model::NormKind::RmsNorm;
     mixed.tie_embeddings = false;
     let cases = [
         (ModelConfig::gpt2_tiny(), true),

@@ -55,13 +55,13 @@ fn expected_shapes_match_the_built_model_for_every_rung() {
     let g = ModelConfig::gpt2_tiny();
     cfgs.push(ModelConfig {
         pos_emb: model::PosEmb::Rope,
-        norm: model::Norm::RmsNorm,
+        norm: model::NormKind::RmsNorm,
         tie_embeddings: false,
         n_kv_heads: 1,
         ..g.clone()
     });
     cfgs.push(ModelConfig {
-        mlp: model::Mlp::SwiGlu,
+        mlp: model::MlpKind::SwiGlu,
         bias: false,
         ..g
     });

@@ -2,7 +2,7 @@
 //! `config.json` still holds `attention`, `dtype` and `dropout`) loads, and gives the logits
 //! the code of that time computed for it (`native_v0_expected.safetensors`, written with
 //! the same weights by the pre-split `Gpt::forward`, naive attention, fp32).
-use model::{io, Attention, RunSettings};
+use model::{io, AttnKernel, RunSettings};
 use std::path::Path;
 use tch::{Device, Tensor};
 
@@ -31,7 +31,7 @@ fn pre_split_checkpoint_loads_with_identical_logits() {
     assert_eq!((cfg.n_layer, cfg.n_embd, cfg.vocab_size), (2, 32, 64));
     let (ids, want) = expected();
     // The kernel it was run with then: bit-identical.
-    let naive = RunSettings::default().with_kernel(Attention::Naive);
+    let naive = RunSettings::default().with_kernel(AttnKernel::Naive);
     let m = io::load(&dir, &naive, Device::Cpu).unwrap().model;
     let got = tch::no_grad(|| m.forward(&ids, 0, None).unwrap());
     assert!(

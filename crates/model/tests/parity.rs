@@ -2,7 +2,7 @@
 //! HF transformers' GPT-2 (`gpt2-tiny`) and llama2.c / HF Llama (`stories260K`).
 mod common;
 use common::{greedy_cached, greedy_full};
-use model::{io, Attention, RunSettings};
+use model::{io, AttnKernel, RunSettings};
 use runtime::resources::shared_resource;
 use serde_json::Value;
 use tch::{Device, Tensor};
@@ -33,7 +33,7 @@ fn gpt2_tiny_logits_and_greedy_match_transformers() {
         return;
     };
     let r = reference(&dir);
-    for attention in [Attention::Naive, Attention::Sdpa] {
+    for attention in [AttnKernel::Naive, AttnKernel::Sdpa] {
         let (layout, cfg) = io::read_config(&dir).unwrap();
         let run = RunSettings::default().with_kernel(attention);
         let m = io::load_as(&dir, layout, &cfg, &run, Device::Cpu)

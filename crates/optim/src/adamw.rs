@@ -153,11 +153,6 @@ impl AdamW {
         }
     }
 
-    /// The hyper-parameters.
-    pub fn config(&self) -> AdamWConfig {
-        self.cfg
-    }
-
     /// Calls to [`AdamW::step`] so far (restored by [`AdamW::load_state_tensors`]).
     pub fn steps(&self) -> u64 {
         self.steps

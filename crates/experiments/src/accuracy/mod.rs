@@ -5,81 +5,12 @@
 pub mod report;
 
 use crate::config::TrainConfig;
+use crate::rung::{AccuracyRung, Knobs, Rung};
 use crate::train::{train, RunOptions};
 use anyhow::{Context, Result};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rung {
-    Original,
-    Rope,
-    RmsNorm,
-    SwiGlu,
-    Gqa,
-}
-
-impl Rung {
-    pub const ALL: [Rung; 5] = [
-        Rung::Original,
-        Rung::Rope,
-        Rung::RmsNorm,
-        Rung::SwiGlu,
-        Rung::Gqa,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Rung::Original => "1_original",
-            Rung::Rope => "2_rope",
-            Rung::RmsNorm => "3_rmsnorm",
-            Rung::SwiGlu => "4_swiglu",
-            Rung::Gqa => "5_gqa",
-        }
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            Rung::Original => "learned positions, LayerNorm, GELU MLP (bf16 + SDPA on)",
-            Rung::Rope => "+ rotary position embeddings instead of learned positions",
-            Rung::RmsNorm => "+ RMSNorm instead of LayerNorm",
-            Rung::SwiGlu => "+ SwiGLU MLP, hidden size matched to the GELU MLP's parameters",
-            Rung::Gqa => "+ GQA with n_kv_heads = n_head / 2",
-        }
-    }
-
-    /// The `--set` overrides that make this rung from the base config (cumulative).
-    pub fn overrides(self, base: &TrainConfig) -> Result<Vec<String>> {
-        let get = |k: &str| {
-            base.model
-                .get(k)
-                .and_then(toml::Value::as_integer)
-                .with_context(|| format!("[model] needs an integer '{k}' for the accuracy ladder"))
-        };
-        let mut sets = vec![
-            "model.pos_emb=\"learned\"".to_string(),
-            "model.norm=\"layernorm\"".into(),
-            "model.mlp=\"gelu\"".into(),
-        ];
-        let idx = Rung::ALL.iter().position(|&r| r == self).unwrap_or(0);
-        if idx >= 1 {
-            sets.push("model.pos_emb=\"rope\"".into());
-        }
-        if idx >= 2 {
-            sets.push("model.norm=\"rmsnorm\"".into());
-        }
-        if idx >= 3 {
-            let hidden = model::config::swiglu_matched_hidden(get("intermediate_size")? as usize);
-            sets.push("model.mlp=\"swiglu\"".into());
-            sets.push(format!("model.intermediate_size={hidden}"));
-        }
-        if idx >= 4 {
-            sets.push(format!("model.n_kv_heads={}", (get("n_head")? / 2).max(1)));
-        }
-        Ok(sets)
-    }
-}
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -113,7 +44,7 @@ pub struct AccuracyArgs {
 /// What one rung measured, over its seeds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RungRecord {
-    pub rung: String,
+    pub rung: AccuracyRung,
     pub describe: String,
     pub params: usize,
     pub seeds: Vec<u64>,
@@ -122,6 +53,8 @@ pub struct RungRecord {
     pub wall_s: f64,
     pub tokens_per_sec: f64,
     pub sample: String,
+    /// What the rung set on the base config, as `model.key=value` lines
+    /// ([`AccuracyRung::record`]).
     pub overrides: Vec<String>,
     pub command: String,
     pub git_rev: String,
@@ -139,17 +72,18 @@ struct CurveRow {
 }
 
 /// Entry point of an accuracy binary.
-pub fn main(rung: Rung) -> Result<()> {
+pub fn main(rung: AccuracyRung) -> Result<()> {
     runtime::logging::init();
     let args = AccuracyArgs::parse();
     anyhow::ensure!(args.seeds >= 1, "--seeds must be at least 1");
     let base = TrainConfig::load(&args.config, &args.sets)?;
-    let mut sets = args.sets.clone();
-    let rung_sets = rung.overrides(&base)?;
-    sets.extend(rung_sets.iter().cloned());
+    let knobs = Knobs::default();
+    let mut rung_cfg = base.clone();
+    rung_cfg.edit_model(|cfg, run| rung.apply(cfg, run, &knobs))?;
+    let rung_sets = rung.record(&base.model_config(1)?.0, &knobs);
     tracing::info!("rung {}: {}", rung.name(), rung.describe());
     let mut rec = RungRecord {
-        rung: rung.name().into(),
+        rung,
         describe: rung.describe().into(),
         params: 0,
         seeds: Vec::new(),
@@ -181,7 +115,7 @@ pub fn main(rung: Rung) -> Result<()> {
         rec.tokens_per_sec *= rec.seeds.len() as f64; // a sum again, divided at the end
     }
     for k in 0..args.seeds {
-        let mut cfg = TrainConfig::load(&args.config, &sets)?;
+        let mut cfg = rung_cfg.clone();
         cfg.run.seed += k as u64;
         if rec.seeds.contains(&cfg.run.seed) {
             continue;

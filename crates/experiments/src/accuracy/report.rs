@@ -1,8 +1,9 @@
 //! Summary of the accuracy ladder: `summary.csv`, a Markdown table with Δ vs the previous
 //! rung and vs the original (and whether each Δ exceeds the seed noise), the val-loss
 //! curves of every rung on one SVG plot, and a text sample from each rung.
-use super::{Rung, RungRecord};
+use super::RungRecord;
 use crate::chart;
+use crate::rung::AccuracyRung;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::path::Path;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SummaryRow {
-    pub rung: String,
+    pub rung: AccuracyRung,
     pub params: usize,
     pub seeds: usize,
     pub val_loss_mean: f64,
@@ -36,7 +37,7 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
 pub fn summary_row(r: &RungRecord) -> SummaryRow {
     let (mean, std) = mean_std(&r.final_val_loss);
     SummaryRow {
-        rung: r.rung.clone(),
+        rung: r.rung,
         params: r.params,
         seeds: r.seeds.len(),
         val_loss_mean: mean,
@@ -82,7 +83,7 @@ pub fn pooled_std(rows: &[SummaryRow]) -> Option<(f64, String)> {
     rows.iter()
         .filter(|r| r.seeds >= 2)
         .max_by_key(|r| r.seeds)
-        .map(|r| (r.val_loss_std, r.rung.clone()))
+        .map(|r| (r.val_loss_std, r.rung.to_string()))
 }
 
 fn delta(a: &SummaryRow, b: Option<&SummaryRow>, pooled: Option<f64>) -> String {
@@ -105,7 +106,7 @@ fn delta(a: &SummaryRow, b: Option<&SummaryRow>, pooled: Option<f64>) -> String 
 /// Read every rung record present and write summary.csv, README.md and val_loss.svg.
 pub fn write(out: &Path, command: &str) -> Result<String> {
     let mut recs = Vec::new();
-    for rung in Rung::ALL {
+    for &rung in AccuracyRung::ALL {
         let p = out.join("rungs").join(format!("{}.json", rung.name()));
         if p.exists() {
             let text = std::fs::read_to_string(&p)?;
@@ -240,7 +241,7 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
         }
         // The default ladder is rungs 1-4; the optional 5_gqa is timed on its own.
         let (default, extra): (Vec<&SummaryRow>, Vec<&SummaryRow>) =
-            rows.iter().partition(|r| r.rung != Rung::Gqa.name());
+            rows.iter().partition(|r| r.rung != AccuracyRung::Gqa);
         let per_seed = |rs: &[&SummaryRow]| -> f64 {
             rs.iter().map(|r| r.wall_s / r.seeds as f64).sum::<f64>() / 60.0
         };
@@ -254,7 +255,7 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
             let _ = write!(
                 t,
                 " (the optional `{}` rung: {:.1} more)",
-                Rung::Gqa.name(),
+                AccuracyRung::Gqa,
                 per_seed(&extra)
             );
         }

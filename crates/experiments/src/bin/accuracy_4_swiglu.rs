@@ -1,4 +1,4 @@
 //! Accuracy ladder rung 4_swiglu: see `experiments::accuracy` and docs/accuracy.md.
 fn main() -> anyhow::Result<()> {
-    experiments::accuracy::main(experiments::accuracy::Rung::SwiGlu)
+    experiments::accuracy::main(experiments::rung::AccuracyRung::SwiGlu)
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 #[derive(Parser)]
 #[command(about = "Compare Rust and PyTorch val-loss curves over seeds; write results/parity/.")]
 struct Args {
-    /// Our runs' eval curves: <rust>/1_original_seed<N>.csv (written by accuracy_1_original).
+    /// Our runs' eval curves: <rust>/<rung 1>_seed<N>.csv (written by the first accuracy rung).
     #[arg(long, default_value = "results/accuracy/runs")]
     rust: PathBuf,
     /// Output folder; PyTorch's curves are read from <out>/pytorch_seed<N>.csv.
@@ -53,7 +53,10 @@ fn curves(dir: &Path, prefix: &str) -> Result<BTreeMap<String, BTreeMap<usize, f
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let rust = curves(&args.rust, "1_original_seed")?;
+    let rust = curves(
+        &args.rust,
+        &format!("{}_seed", experiments::rung::AccuracyRung::Original),
+    )?;
     let torch = curves(&args.out, "pytorch_seed")?;
     let steps: Vec<usize> = rust
         .values()

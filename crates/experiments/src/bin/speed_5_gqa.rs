@@ -1,5 +1,6 @@
 //! Speed ladder rung 5_gqa: see `experiments::speed` and docs/speed.md.
-use experiments::speed::{self, Rung};
+use experiments::rung::SpeedRung as Rung;
+use experiments::speed;
 
 fn main() -> anyhow::Result<()> {
     speed::main(&[Rung::Gqa])

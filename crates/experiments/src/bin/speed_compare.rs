@@ -2,7 +2,8 @@
 //! same shapes and precision: writes results/speed/pytorch.md.
 use anyhow::{Context, Result};
 use clap::Parser;
-use experiments::speed::report;
+use experiments::rung::SpeedRung;
+use experiments::speed::{report, Phase};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -37,16 +38,18 @@ fn main() -> Result<()> {
         experiments::sys::cpu_name()
     );
     s.push_str("Target: Rust/tch ≥ 1.0× PyTorch eager. Median (min–max) over repeats; where the ranges overlap the two are indistinguishable on this machine.\n\n| rung | dtype | attention | Rust/tch tokens/sec | PyTorch eager tokens/sec | Rust / PyTorch | ≥ 1.0× |\n|---|---|---|---|---|---|---|\n");
-    for rung in ["1_original", "2_bf16", "3_flash"] {
+    for rung in [SpeedRung::Original, SpeedRung::Bf16, SpeedRung::Flash] {
         let p = args.dir.join("rungs").join(format!("{rung}.csv"));
         let Ok(rows) = report::read_rows(&p) else {
             continue;
         };
-        let Some(r) = rows.iter().find(|r| r.phase == "train") else {
+        let Some(r) = rows.iter().find(|r| r.phase == Phase::Train) else {
             continue;
         };
         let Some(py) = pt.iter().find(|x| {
-            x["dtype"] == r.dtype && x["attention"] == r.attention && x["phase"] == "train"
+            x["dtype"] == r.dtype.to_string()
+                && x["attention"] == r.attention.to_string()
+                && x["phase"] == Phase::Train.name()
         }) else {
             continue;
         };

@@ -2,6 +2,8 @@
 //! speed-up next to the arithmetic that explains it: Amdahl's law for bf16, attention's share
 //! of the FLOPs for SDPA, the cache's share of the bytes for GQA) and the README summary.
 use super::report::{find, targets_table, Row};
+use super::Phase::{Decode, Prefill, Train};
+use crate::rung::SpeedRung::{self, *};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -15,7 +17,7 @@ fn shape(out: &Path) -> Option<(model::ModelConfig, usize)> {
 
 /// The generated part of docs/speed.md: the measured speed-ups tied to the explanations.
 pub fn doc_section(out: &Path, rows: &[Row], command: &str) -> String {
-    let rate = |rung: &str, phase: &str| find(rows, rung, phase).map(|r| r.tokens_per_sec);
+    let rate = |rung, phase| find(rows, rung, phase).map(|r| r.tokens_per_sec);
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => format!("{:.2}×", a / b),
         _ => "(not measured)".into(),
@@ -31,19 +33,16 @@ pub fn doc_section(out: &Path, rows: &[Row], command: &str) -> String {
     let _ = writeln!(
         s,
         "- Padding the vocabulary (50257 → 50304): training {} the unpadded speed.",
-        ratio(
-            rate("1_original", "train"),
-            rate("1_original_unpadded", "train")
-        )
+        ratio(rate(Original, Train), rate(OriginalUnpadded, Train))
     );
     let _ = writeln!(
         s,
         "- bf16 mixed precision: training {} of fp32, prefill {}, uncached decode {}.",
-        ratio(rate("2_bf16", "train"), rate("1_original", "train")),
-        ratio(rate("2_bf16", "prefill"), rate("1_original", "prefill")),
-        ratio(rate("2_bf16", "decode"), rate("1_original", "decode"))
+        ratio(rate(Bf16, Train), rate(Original, Train)),
+        ratio(rate(Bf16, Prefill), rate(Original, Prefill)),
+        ratio(rate(Bf16, Decode), rate(Original, Decode))
     );
-    if let (Some(m), Some(r1)) = (&machine, find(rows, "1_original", "train")) {
+    if let (Some(m), Some(r1)) = (&machine, find(rows, Original, Train)) {
         // Amdahl: the share of the fp32 step spent in matmuls at peak is about its MFU; only
         // that share gets faster, by the bf16/fp32 peak ratio.
         let f = r1.mfu.min(1.0);
@@ -53,17 +52,14 @@ pub fn doc_section(out: &Path, rows: &[Row], command: &str) -> String {
     let _ = writeln!(
         s,
         "- SDPA over naive attention: training {}, prefill {}.",
-        ratio(rate("3_flash", "train"), rate("2_bf16", "train")),
-        ratio(rate("3_flash", "prefill"), rate("2_bf16", "prefill"))
+        ratio(rate(Flash, Train), rate(Bf16, Train)),
+        ratio(rate(Flash, Prefill), rate(Bf16, Prefill))
     );
-    if let (Some(k), Some(g)) = (
-        find(rows, "4_kv_cache", "decode"),
-        find(rows, "5_gqa", "decode"),
-    ) {
+    if let (Some(k), Some(g)) = (find(rows, KvCache, Decode), find(rows, Gqa, Decode)) {
         let _ = writeln!(
             s,
             "- KV cache: decode {} the uncached speed over {} new tokens after a {}-token prompt.",
-            ratio(Some(k.tokens_per_sec), rate("3_flash", "decode")),
+            ratio(Some(k.tokens_per_sec), rate(Flash, Decode)),
             k.new_tokens,
             k.seq_len
         );
@@ -75,7 +71,7 @@ pub fn doc_section(out: &Path, rows: &[Row], command: &str) -> String {
             let kv = per(k) * (k.seq_len + k.new_tokens / 2) as f64;
             let _ = writeln!(s, "- Why GQA barely changes decode speed here: a decode step reads all {:.0} MB of bf16 weights but, at an average context of {} tokens, only {:.1} MB of MHA cache ({:.0}% of the bytes); GQA shrinks that small part. Its saving grows with context length and batch size, where the cache dominates (see `infer --plan`).", weights / 1e6, k.seq_len + k.new_tokens / 2, kv / 1e6, 100.0 * kv / (kv + weights));
         }
-        let _ = writeln!(s, "- Decode MFU with the cache: {:.2}% — far below training's {:.1}%: decoding is memory-bound.", 100.0 * k.mfu, 100.0 * find(rows, "4_kv_cache", "train").map_or(0.0, |r| r.mfu));
+        let _ = writeln!(s, "- Decode MFU with the cache: {:.2}% — far below training's {:.1}%: decoding is memory-bound.", 100.0 * k.mfu, 100.0 * find(rows, KvCache, Train).map_or(0.0, |r| r.mfu));
     }
     if let Some((cfg, t)) = shape(out) {
         let attn = 12.0 * (cfg.n_layer * cfg.n_head * cfg.head_dim() * t) as f64;
@@ -95,22 +91,22 @@ pub fn readme_summary(rows: &[Row], command: &str, wall_s: Option<u64>) -> Strin
         "**Speed** (`{command}`, git {}, {}; tokens/sec, median of repeats; details in [results/speed](results/speed/README.md)):\n\n| rung | train | prefill | decode |\n|---|---|---|---|\n",
         rows[0].git_rev, rows[0].timestamp
     );
-    let mut seen = Vec::new();
+    let mut seen: Vec<SpeedRung> = Vec::new();
     for r in rows {
         if seen.contains(&r.rung) {
             continue;
         }
-        seen.push(r.rung.clone());
-        let cell = |phase: &str| {
-            find(rows, &r.rung, phase).map_or("–".into(), |x| format!("{:.0}", x.tokens_per_sec))
+        seen.push(r.rung);
+        let cell = |phase| {
+            find(rows, r.rung, phase).map_or("–".into(), |x| format!("{:.0}", x.tokens_per_sec))
         };
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} |",
             r.rung,
-            cell("train"),
-            cell("prefill"),
-            cell("decode")
+            cell(Train),
+            cell(Prefill),
+            cell(Decode)
         );
     }
     if let Some(w) = wall_s {

@@ -1,7 +1,8 @@
 //! Timing of the three phases on synthetic token ids: warm-up excluded, median of repeats.
 use super::report::Row;
-use super::{Rung, SpeedArgs};
+use super::{Phase, SpeedArgs};
 use crate::peak::Peak;
+use crate::rung::SpeedRung;
 use anyhow::Result;
 use model::accounting::{
     forward_flops_per_token, kv_cache_bytes_per_token, prefill_flops, train_flops_per_token,
@@ -102,7 +103,7 @@ pub fn generate(
 }
 
 pub fn run_rung(
-    rung: Rung,
+    rung: SpeedRung,
     cfg: &ModelConfig,
     run: &RunSettings,
     args: &SpeedArgs,
@@ -125,7 +126,7 @@ pub fn run_rung(
         )
     };
     let mut rows = Vec::new();
-    let mut row = |phase: &str,
+    let mut row = |phase: Phase,
                    batch: usize,
                    seq: usize,
                    new: usize,
@@ -137,11 +138,11 @@ pub fn run_rung(
         let st = Stats::of(&rates);
         let steps = if new > 0 { new } else { 1 };
         rows.push(Row {
-            rung: rung.name().into(),
-            phase: phase.into(),
-            dtype: format!("{:?}", run.dtype).to_lowercase(),
-            attention: format!("{:?}", run.kernel).to_lowercase(),
-            kv_cache: rung.kv_cache() && phase != "train",
+            rung,
+            phase,
+            dtype: run.dtype,
+            attention: run.kernel,
+            kv_cache: rung.kv_cache() && phase != Phase::Train,
             n_kv_heads: cfg.n_kv_heads,
             vocab_size: cfg.vocab_size,
             batch,
@@ -160,7 +161,7 @@ pub fn run_rung(
             timestamp: runtime::facts::timestamp_utc(),
         });
     };
-    let phases = |p: &str| args.phases.iter().any(|x| x == p);
+    let phases = |p: Phase| args.phases.contains(&p);
 
     let (vs, model) = build()?;
     let no_grad = tch::no_grad_guard();
@@ -184,7 +185,7 @@ pub fn run_rung(
             0
         }
     };
-    if phases("prefill") {
+    if phases(Phase::Prefill) {
         let prompt = ids(b, p);
         let secs = time_repeats(args.warmup, args.repeats, device, || {
             if let Some(c) = cache.as_mut() {
@@ -195,7 +196,7 @@ pub fn run_rung(
         })?;
         let bytes = kv_bytes(p);
         row(
-            "prefill",
+            Phase::Prefill,
             b,
             p,
             0,
@@ -205,7 +206,7 @@ pub fn run_rung(
             bytes,
         );
     }
-    if phases("decode") {
+    if phases(Phase::Decode) {
         let prompt = ids(b, p);
         let mut secs = Vec::new();
         for i in 0..(1 + args.decode_repeats) {
@@ -219,7 +220,7 @@ pub fn run_rung(
             debug_assert_eq!(c.bytes(), bytes);
         }
         row(
-            "decode",
+            Phase::Decode,
             b,
             p,
             new,
@@ -230,7 +231,7 @@ pub fn run_rung(
         );
     }
     drop((no_grad, model, vs, cache));
-    if phases("train") {
+    if phases(Phase::Train) {
         // Training last: its (larger) peak memory does not show in the inference rows.
         let (vs, model) = build()?;
         let groups = optim::groups_by_dim(&vs, 0.1);
@@ -254,7 +255,7 @@ pub fn run_rung(
         };
         let secs = time_repeats(args.warmup, args.repeats, device, &mut step)?;
         row(
-            "train",
+            Phase::Train,
             b,
             t,
             0,

@@ -9,92 +9,51 @@ mod measure;
 pub mod report;
 
 use crate::peak;
+use crate::rung::{Knobs, Rung, SpeedRung};
 use anyhow::{Context, Result};
 use clap::Parser;
-use model::{Attention, ModelConfig, RunSettings};
-use runtime::DType;
-use std::path::{Path, PathBuf};
+use model::{ModelConfig, RunSettings};
+use std::path::PathBuf;
 
 pub use measure::Stats;
 
-/// One rung of the ladder: what it turns on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rung {
-    Original,
-    OriginalUnpadded,
-    Bf16,
-    Flash,
-    KvCache,
-    Gqa,
+/// A phase of a rung's measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Forward + backward + AdamW on a batch.
+    Train,
+    /// The prompt in one forward.
+    Prefill,
+    /// New tokens one at a time after the prompt.
+    Decode,
 }
 
-impl Rung {
-    pub const ALL: [Rung; 6] = [
-        Rung::Original,
-        Rung::OriginalUnpadded,
-        Rung::Bf16,
-        Rung::Flash,
-        Rung::KvCache,
-        Rung::Gqa,
-    ];
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Train, Phase::Prefill, Phase::Decode];
 
     pub fn name(self) -> &'static str {
         match self {
-            Rung::Original => "1_original",
-            Rung::OriginalUnpadded => "1_original_unpadded",
-            Rung::Bf16 => "2_bf16",
-            Rung::Flash => "3_flash",
-            Rung::KvCache => "4_kv_cache",
-            Rung::Gqa => "5_gqa",
+            Phase::Train => "train",
+            Phase::Prefill => "prefill",
+            Phase::Decode => "decode",
         }
     }
+}
 
-    pub fn describe(self) -> &'static str {
-        match self {
-            Rung::Original => "fp32, naive attention, vocabulary padded to a multiple of 64",
-            Rung::OriginalUnpadded => "side row: rung 1 with the unpadded GPT-2 vocabulary (50257)",
-            Rung::Bf16 => "+ bf16 mixed precision (fp32 master weights)",
-            Rung::Flash => "+ SDPA (flash) attention",
-            Rung::KvCache => "+ KV cache at inference",
-            Rung::Gqa => {
-                "+ GQA: --gqa key/value heads (4 by default; 3 query heads share each of 12)"
-            }
-        }
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
     }
+}
 
-    pub fn dtype(self) -> DType {
-        match self {
-            Rung::Original | Rung::OriginalUnpadded => DType::Fp32,
-            _ => DType::Bf16,
-        }
-    }
-
-    pub fn attention(self) -> Attention {
-        match self {
-            Rung::Original | Rung::OriginalUnpadded | Rung::Bf16 => Attention::Naive,
-            _ => Attention::Sdpa,
-        }
-    }
-
-    pub fn kv_cache(self) -> bool {
-        matches!(self, Rung::KvCache | Rung::Gqa)
-    }
-
-    /// The model config and run settings of this rung, from the base preset.
-    pub fn config(self, base: &ModelConfig, gqa: usize) -> (ModelConfig, RunSettings) {
-        let mut cfg = base.clone();
-        let run = RunSettings {
-            kernel: self.attention(),
-            dtype: self.dtype(),
-            dropout: 0.0,
-        };
-        if self == Rung::OriginalUnpadded {
-            cfg.vocab_size = 50257;
-        }
-        if self == Rung::Gqa {
-            cfg.n_kv_heads = gqa;
-        }
-        (cfg, run)
+impl std::str::FromStr for Phase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown phase '{s}' (expected train, prefill or decode)"))
     }
 }
 
@@ -137,7 +96,7 @@ pub struct SpeedArgs {
     pub decode_repeats: usize,
     /// Phases to run (comma-separated: train, prefill, decode).
     #[arg(long, default_value = "train,prefill,decode", value_delimiter = ',')]
-    pub phases: Vec<String>,
+    pub phases: Vec<Phase>,
     /// Intra-op threads (0 = libtorch's default, all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -150,20 +109,43 @@ pub struct SpeedArgs {
     /// Random seed for weights and token ids.
     #[arg(long, default_value_t = 1337)]
     pub seed: i64,
+    /// Internal (hidden from --help): measure only this rung's `--child-phase` and write its
+    /// rows to `--child-out`. The binary runs itself this way once per phase (see
+    /// `measure_in_children`); the other flags are the parent's, passed through unchanged.
+    #[arg(long, hide = true, value_name = "RUNG", requires_all = ["child_phase", "child_out"])]
+    pub child_rung: Option<SpeedRung>,
+    /// Internal: the phase the child measures (train, prefill or decode).
+    #[arg(long, hide = true, value_name = "PHASE", requires = "child_rung")]
+    pub child_phase: Option<Phase>,
+    /// Internal: the CSV file the child writes its rows to.
+    #[arg(long, hide = true, value_name = "PATH", requires = "child_rung")]
+    pub child_out: Option<PathBuf>,
+}
+
+/// What a child process was asked to measure (`--child-rung/--child-phase/--child-out`).
+struct Child {
+    rung: SpeedRung,
+    phase: Phase,
+    out: PathBuf,
+}
+
+impl SpeedArgs {
+    fn child(&self) -> Option<Child> {
+        Some(Child {
+            rung: self.child_rung?,
+            phase: self.child_phase?,
+            out: self.child_out.clone()?,
+        })
+    }
 }
 
 /// Entry point of a speed binary: run `rungs` with the command-line options.
-pub fn main(rungs: &[Rung]) -> Result<()> {
+pub fn main(rungs: &[SpeedRung]) -> Result<()> {
     runtime::logging::init();
     let args = SpeedArgs::parse();
     let device = runtime::device::parse_device(&args.device)?;
     let threads = runtime::device::set_threads(args.threads);
     let base = ModelConfig::preset(&args.preset).context("--preset")?;
-    for p in &args.phases {
-        if !["train", "prefill", "decode"].contains(&p.as_str()) {
-            anyhow::bail!("--phases: unknown phase '{p}' (expected train, prefill or decode)");
-        }
-    }
     if !base.n_head.is_multiple_of(args.gqa) || args.gqa == 0 {
         anyhow::bail!(
             "--gqa {}: must divide the preset's n_head ({})",
@@ -195,21 +177,24 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
         serde_json::to_string_pretty(&shape)? + "\n",
     )?;
     // A child process measures one phase of one rung (see `measure_in_children`).
-    let child = std::env::var("LADDER_SPEED_CHILD").ok();
+    let child = args.child();
+    let knobs = Knobs {
+        gqa: Some(args.gqa),
+    };
     for &rung in rungs {
-        let (cfg, run) = rung.config(&base, args.gqa);
+        let (mut cfg, mut run) = (base.clone(), RunSettings::default());
+        rung.apply(&mut cfg, &mut run, &knobs);
         cfg.validate()?;
-        if let Some(spec) = &child {
-            let (name, phase, rows_out) = parse_child(spec)?;
-            if name != rung.name() {
+        if let Some(child) = &child {
+            if child.rung != rung {
                 continue;
             }
             let one = SpeedArgs {
-                phases: vec![phase],
+                phases: vec![child.phase],
                 ..args.clone()
             };
             let rows = measure::run_rung(rung, &cfg, &run, &one, device, threads, &peak)?;
-            report::write_rows(Path::new(&rows_out), &rows)?;
+            report::write_rows(&child.out, &rows)?;
             continue;
         }
         tracing::info!("rung {}: {}", rung.name(), rung.describe());
@@ -228,17 +213,9 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
     Ok(())
 }
 
-fn parse_child(spec: &str) -> Result<(String, String, String)> {
-    let mut it = spec.splitn(3, '|');
-    match (it.next(), it.next(), it.next()) {
-        (Some(a), Some(b), Some(c)) => Ok((a.into(), b.into(), c.into())),
-        _ => anyhow::bail!("LADDER_SPEED_CHILD: expected rung|phase|path"),
-    }
-}
-
 /// Measure each phase in a fresh process (this binary again): phases do not inherit each
 /// other's heap, allocator or kernel-cache state, and each row's peak RSS is its own.
-fn measure_in_children(rung: Rung, args: &SpeedArgs) -> Result<Vec<report::Row>> {
+fn measure_in_children(rung: SpeedRung, args: &SpeedArgs) -> Result<Vec<report::Row>> {
     let exe = std::env::current_exe().context("locating this binary")?;
     let dir = args.out.join("rungs");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -247,10 +224,9 @@ fn measure_in_children(rung: Rung, args: &SpeedArgs) -> Result<Vec<report::Row>>
         let part = dir.join(format!(".{}.{phase}.csv", rung.name()));
         let status = std::process::Command::new(&exe)
             .args(std::env::args_os().skip(1))
-            .env(
-                "LADDER_SPEED_CHILD",
-                format!("{}|{phase}|{}", rung.name(), part.display()),
-            )
+            .args(["--child-rung", rung.name(), "--child-phase", phase.name()])
+            .arg("--child-out")
+            .arg(&part)
             .status()
             .with_context(|| format!("running {}", exe.display()))?;
         anyhow::ensure!(

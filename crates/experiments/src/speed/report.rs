@@ -1,18 +1,23 @@
 //! Rows, CSV files, and the summary of the speed ladder: `summary.csv`, a Markdown table
 //! with speed-ups and target checks, and an SVG chart of tokens/sec per rung.
+use super::Phase;
 use crate::chart;
+use crate::rung::{Rung, SpeedRung};
 use anyhow::{Context, Result};
+use model::AttnKernel;
+use runtime::DType;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// One CSV row: one rung, one phase.
+/// One CSV row: one rung, one phase (typed; serialised as `1_original`, `train`, `fp32`,
+/// `naive`, …).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
-    pub rung: String,
-    pub phase: String,
-    pub dtype: String,
-    pub attention: String,
+    pub rung: SpeedRung,
+    pub phase: Phase,
+    pub dtype: DType,
+    pub attention: AttnKernel,
     pub kv_cache: bool,
     pub n_kv_heads: usize,
     pub vocab_size: usize,
@@ -55,20 +60,8 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
         .collect()
 }
 
-pub(crate) fn find<'a>(rows: &'a [Row], rung: &str, phase: &str) -> Option<&'a Row> {
+pub(crate) fn find(rows: &[Row], rung: SpeedRung, phase: Phase) -> Option<&Row> {
     rows.iter().find(|r| r.rung == rung && r.phase == phase)
-}
-
-/// The rung each rung is compared against ("vs previous").
-fn previous(rung: &str) -> Option<&'static str> {
-    match rung {
-        "1_original_unpadded" => Some("1_original"),
-        "2_bf16" => Some("1_original"),
-        "3_flash" => Some("2_bf16"),
-        "4_kv_cache" => Some("3_flash"),
-        "5_gqa" => Some("4_kv_cache"),
-        _ => None,
-    }
 }
 
 /// A target of the ladder and whether the measurements meet it.
@@ -79,7 +72,9 @@ pub struct Target {
 }
 
 pub fn targets(rows: &[Row]) -> Vec<Target> {
-    let rate = |rung: &str, phase: &str| find(rows, rung, phase).map(|r| r.tokens_per_sec);
+    use Phase::{Decode, Train};
+    use SpeedRung::*;
+    let rate = |rung, phase| find(rows, rung, phase).map(|r| r.tokens_per_sec);
     let mut out = Vec::new();
     let mut ratio = |what: &str, a: Option<f64>, b: Option<f64>, min: f64| {
         if let (Some(a), Some(b)) = (a, b) {
@@ -93,32 +88,29 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
     };
     ratio(
         "bf16 training ≥ 1.8× fp32",
-        rate("2_bf16", "train"),
-        rate("1_original", "train"),
+        rate(Bf16, Train),
+        rate(Original, Train),
         1.8,
     );
     ratio(
         "SDPA training ≥ 1.2× naive",
-        rate("3_flash", "train"),
-        rate("2_bf16", "train"),
+        rate(Flash, Train),
+        rate(Bf16, Train),
         1.2,
     );
     ratio(
         "KV-cache decode ≥ 5× uncached",
-        rate("4_kv_cache", "decode"),
-        rate("3_flash", "decode"),
+        rate(KvCache, Decode),
+        rate(Flash, Decode),
         5.0,
     );
     ratio(
         "GQA decode ≥ 1.0× MHA",
-        rate("5_gqa", "decode"),
-        rate("4_kv_cache", "decode"),
+        rate(Gqa, Decode),
+        rate(KvCache, Decode),
         1.0,
     );
-    if let (Some(g), Some(m)) = (
-        find(rows, "5_gqa", "decode"),
-        find(rows, "4_kv_cache", "decode"),
-    ) {
+    if let (Some(g), Some(m)) = (find(rows, Gqa, Decode), find(rows, KvCache, Decode)) {
         let exact = g.kv_cache_bytes * m.n_kv_heads == m.kv_cache_bytes * g.n_kv_heads;
         out.push(Target {
             what: format!(
@@ -164,25 +156,25 @@ pub fn table(rows: &[Row]) -> String {
     let mut s = String::from(
         "| rung | phase | dtype | attention | KV cache | n_kv | tokens/sec (min–max) | vs previous | vs original | ms/step | MFU | KV-cache bytes | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for phase in ["train", "prefill", "decode"] {
+    for phase in Phase::ALL {
         for r in rows.iter().filter(|r| r.phase == phase) {
-            let vs = |other: Option<&str>| {
+            let vs = |other: Option<SpeedRung>| {
                 other
                     .and_then(|o| find(rows, o, phase))
                     .map_or("–".to_string(), |o| {
                         format!("{:.2}×", r.tokens_per_sec / o.tokens_per_sec)
                     })
             };
-            let orig = if r.rung == "1_original" {
+            let orig = if r.rung == SpeedRung::Original {
                 "1.00×".into()
             } else {
-                vs(Some("1_original"))
+                vs(Some(SpeedRung::Original))
             };
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} | {:.0} ({:.0}–{:.0}) | {} | {} | {:.1} | {:.1}% | {} | {} |",
                 r.rung, r.phase, r.dtype, r.attention, if r.kv_cache { "yes" } else { "no" }, r.n_kv_heads,
-                r.tokens_per_sec, r.tokens_per_sec_min, r.tokens_per_sec_max, vs(previous(&r.rung)), orig,
+                r.tokens_per_sec, r.tokens_per_sec_min, r.tokens_per_sec_max, vs(r.rung.previous()), orig,
                 r.ms_per_step, 100.0 * r.mfu, human_bytes(r.kv_cache_bytes as f64), human_bytes(r.peak_rss_bytes as f64)
             );
         }
@@ -193,7 +185,7 @@ pub fn table(rows: &[Row]) -> String {
 /// Merge the per-rung CSV files in ladder order into `summary.csv`; write the chart.
 pub fn summarize(out: &Path) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    for rung in super::Rung::ALL {
+    for rung in SpeedRung::ALL {
         let path = out.join("rungs").join(format!("{}.csv", rung.name()));
         if path.exists() {
             rows.extend(read_rows(&path)?);
@@ -205,7 +197,7 @@ pub fn summarize(out: &Path) -> Result<Vec<Row>> {
         out.join("rungs").display()
     );
     write_rows(&out.join("summary.csv"), &rows)?;
-    let panels: Vec<chart::Panel> = ["train", "prefill", "decode"]
+    let panels: Vec<chart::Panel> = Phase::ALL
         .iter()
         .map(|phase| chart::Panel {
             title: format!("{phase} tokens/sec"),
@@ -214,7 +206,7 @@ pub fn summarize(out: &Path) -> Result<Vec<Row>> {
                 .filter(|r| r.phase == *phase)
                 .map(|r| {
                     (
-                        r.rung.clone(),
+                        r.rung.to_string(),
                         r.tokens_per_sec,
                         r.tokens_per_sec_min,
                         r.tokens_per_sec_max,
@@ -257,7 +249,9 @@ pub fn readme(out: &Path, rows: &[Row], command: &str) -> Result<String> {
          Synthetic token ids; warm-up excluded; median of repeats with (min–max).\n",
         r0.vocab_size,
         r0.batch,
-        rows.iter().find(|r| r.phase == "train").map_or(0, |r| r.seq_len)
+        rows.iter()
+            .find(|r| r.phase == Phase::Train)
+            .map_or(0, |r| r.seq_len)
     );
     s.push_str(&table(rows));
     s.push_str("\n![tokens/sec per rung](chart.svg)\n\n## Targets\n\n");

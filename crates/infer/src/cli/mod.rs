@@ -1,16 +1,15 @@
 //! The `infer` command line (`cargo run -p infer -- --help`): flags in the spirit of
 //! nanoGPT's `sample.py` and llama.cpp's `main`, plus the KV-cache / GQA ablation switches
-//! and the memory planner.
-use crate::generation::{check_prompt, generate, GenOptions};
+//! and the memory planner. The flags and the plan live here, a generation run in `run.rs`.
+mod run;
+
 use crate::limits;
-use crate::report::{Report, Settings};
 use crate::sampling::Sampler;
 use crate::source::{self, SourceSpec};
-use crate::stream::Utf8Stream;
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Parser, ValueEnum};
-use model::Attention;
-use runtime::device::{device_name, parse_device};
+use model::AttnKernel;
+pub use run::run;
 use runtime::DType;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -60,7 +59,7 @@ pub struct Args {
     pub gqa: Option<usize>,
     /// Attention kernel: naive (explicit masked softmax) or sdpa (scaled_dot_product_attention).
     #[arg(long, value_name = "naive|sdpa", default_value = "sdpa")]
-    pub attention: Attention,
+    pub attention: AttnKernel,
     /// Precision of weights, cache and matmuls: fp32 (exact; matches the references) or bf16 (faster on AMX CPUs and GPUs).
     #[arg(long, value_name = "fp32|bf16", default_value = "fp32")]
     pub dtype: DType,
@@ -158,7 +157,7 @@ impl Args {
     }
 }
 
-fn plan(args: &Args, spec: &SourceSpec) -> Result<()> {
+pub(crate) fn plan(args: &Args, spec: &SourceSpec) -> Result<()> {
     if !(args.memory_gb.is_finite() && args.memory_gb > 0.0) {
         bail!(
             "--memory-gb must be a positive number of GB, got {}",
@@ -173,138 +172,4 @@ fn plan(args: &Args, spec: &SourceSpec) -> Result<()> {
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
-}
-
-/// Run the command: plan, or load, generate (streaming in text mode) and report.
-pub fn run(args: &Args) -> Result<()> {
-    let device = parse_device(&args.device)?;
-    limits::check_threads(args.threads)?;
-    if args.threads > 0 {
-        tch::set_num_threads(args.threads as i32);
-    }
-    let spec = args.spec(device);
-    if args.plan {
-        return plan(args, &spec);
-    }
-    limits::check_batch_range(args.batch)?;
-    let sampler = args.sampler();
-    sampler.validate()?;
-    let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
-    let src = source::load(&spec)?;
-    let prompt = match (prompt_ids, &args.prompt) {
-        (Some(ids), _) => {
-            let vocab = src.model.cfg.vocab_size as i64;
-            if let Some(bad) = ids.iter().find(|&&i| i >= vocab) {
-                bail!(
-                    "--prompt-ids: id {bad} is outside the vocabulary of {} (0..{vocab})",
-                    src.label
-                );
-            }
-            ids
-        }
-        (None, Some(text)) => src.encode(text)?,
-        (None, None) => src.default_prompt(),
-    };
-    check_prompt(
-        &src.model,
-        std::slice::from_ref(&prompt),
-        args.max_new_tokens,
-    )?;
-    let positions = prompt.len() + args.max_new_tokens;
-    limits::check_batch(&src.model.cfg, args.batch, positions, args.dtype.bytes())?;
-    if src.random_weights {
-        eprintln!(
-            "note: {}: the output is noise; this run measures speed only",
-            src.label
-        );
-        if args.model.is_none() && args.checkpoint.is_none() {
-            if let Some(ck) = find_checkpoint(Path::new("runs")) {
-                eprintln!(
-                    "hint: a trained checkpoint exists; try --checkpoint {}",
-                    ck.display()
-                );
-            }
-        }
-    }
-    let opts = GenOptions {
-        max_new_tokens: args.max_new_tokens,
-        kv_cache: args.kv_cache,
-        sampler,
-        eos: if args.ignore_eos {
-            Vec::new()
-        } else {
-            src.eos.clone()
-        },
-        seed: args.seed,
-    };
-    let text_mode = args.format == Format::Text;
-    let mut out = std::io::stdout().lock();
-    let shown = src.decode(&prompt).unwrap_or_else(|| join_ids(&prompt));
-    if text_mode {
-        // A closed stdout (e.g. `| head`) must not stop the measurement: write errors are
-        // ignored in text mode.
-        let _ = write!(out, "{shown}").and_then(|_| out.flush());
-    }
-    let mut utf8 = Utf8Stream::default();
-    let prompts = vec![prompt.clone(); args.batch];
-    let gen = generate(&src.model, &prompts, &opts, |step| {
-        let Some(id) = step[0].filter(|_| text_mode) else {
-            return;
-        };
-        let piece = match &src.tokenizer {
-            Some(_) if opts.eos.contains(&id) => String::new(),
-            Some(tok) => utf8.push(&tok.decode_bytes(&[id as u32])),
-            None => format!(" {id}"),
-        };
-        let _ = write!(out, "{piece}").and_then(|_| out.flush());
-    })
-    .with_context(|| {
-        // Non-finite logits from finite weights: name the weights file at fault.
-        let dir = args.model.as_deref().or(spec.checkpoint.as_deref());
-        dir.map_or(src.label.clone(), |d| {
-            d.join("model.safetensors").display().to_string()
-        })
-    })?;
-    let (cfg, run) = (&src.model.cfg, &src.model.settings);
-    let settings = Settings {
-        source: src.label.clone(),
-        n_layer: cfg.n_layer,
-        n_head: cfg.n_head,
-        n_kv_heads: cfg.n_kv_heads,
-        head_dim: cfg.head_dim(),
-        block_size: cfg.block_size,
-        dtype: format!("{:?}", run.dtype).to_lowercase(),
-        dtype_bytes: run.dtype.bytes(),
-        attention: format!("{:?}", run.kernel).to_lowercase(),
-        kv_cache: args.kv_cache,
-        batch: args.batch,
-        threads: tch::get_num_threads(),
-        device: device_name(device),
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        seed: args.seed,
-        max_new_tokens: args.max_new_tokens,
-        eos: opts.eos.clone(),
-    };
-    let texts: Option<Vec<String>> = gen.ids.iter().map(|ids| src.decode(ids)).collect();
-    let report = Report::new(&gen, texts.clone(), prompt, settings);
-    if text_mode {
-        let _ = writeln!(out, "{}", utf8.finish());
-        for (i, ids) in gen.ids.iter().enumerate().skip(1) {
-            let body = match &texts {
-                Some(t) => t[i].clone(),
-                None => format!(" {}", join_ids(ids)),
-            };
-            let _ = writeln!(out, "--- sequence {i} ---\n{shown}{body}");
-        }
-        eprint!("{}", report.text());
-    } else {
-        writeln!(out, "{}", serde_json::to_string(&report)?)?;
-    }
-    Ok(())
-}
-
-fn join_ids(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
 }
