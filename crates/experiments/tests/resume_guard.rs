@@ -156,3 +156,30 @@ fn thread_and_batch_counts_are_bounded() {
         assert!(e.contains(key) && e.contains("up to"), "{set}: {e}");
     }
 }
+
+#[test]
+fn a_corrupt_newest_checkpoint_gives_way_to_the_previous_one() {
+    let Some(_) = corpus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    train_tiny(dir.path(), &[], false, Some(4)).unwrap();
+    // A newer checkpoint (higher seq) whose weights were damaged on disk after the save.
+    let bad = run.join("ckpt-000004.1");
+    copy_dir(&run.join("ckpt-000004"), &bad);
+    let mf = bad.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mf).unwrap()).unwrap();
+    m["seq"] = 99.into();
+    m["name"] = "ckpt-000004.1".into();
+    std::fs::write(&mf, m.to_string()).unwrap();
+    let w = bad.join("model.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x55;
+    std::fs::write(&w, bytes).unwrap();
+    let (found, rejected) = experiments::manifest::candidates(&run);
+    assert_eq!(found[0].dir, run.join("ckpt-000004"));
+    assert!(rejected[0].contains("ckpt-000004.1") && rejected[0].contains("corrupt"));
+    train_tiny(dir.path(), &[], true, None).unwrap();
+    assert_eq!(ckpt_names(&run), ["ckpt", "ckpt-000008"]);
+}
