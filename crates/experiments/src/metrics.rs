@@ -64,11 +64,18 @@ fn truncate_rows<T: Serialize + for<'de> Deserialize<'de>>(
         let _ = std::fs::remove_file(path);
         return Ok(Vec::new());
     }
-    let rows: Vec<T> = csv::Reader::from_reader(lines.concat().as_bytes())
+    // A damaged row (e.g. a partial line an older version appended after) is dropped, not
+    // allowed to block the resume.
+    let rows: Vec<T> = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(lines.concat().as_bytes())
         .deserialize()
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading {}", path.display()))?;
-    let rows: Vec<T> = rows.into_iter().filter(|r| step(r) < keep_below).collect();
+        .filter_map(|r: csv::Result<T>| {
+            r.map_err(|e| tracing::warn!("{}: dropping a damaged row: {e}", path.display()))
+                .ok()
+        })
+        .filter(|r| step(r) < keep_below)
+        .collect();
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in &rows {
         w.serialize(r)?;
