@@ -172,6 +172,7 @@ impl Rung for SpeedRung {
             Bf16 => run.dtype = DType::Bf16,
             Flash => run.kernel = AttnKernel::Sdpa,
             KvCache => {} // an inference-time choice: see `kv_cache`
+            // `--gqa` was checked against the preset by `speed::main`.
             Gqa => cfg.n_kv_heads = knobs.gqa.unwrap_or((cfg.n_head / 2).max(1)),
         }
     }

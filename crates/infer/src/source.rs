@@ -85,15 +85,8 @@ pub const GPT2_DEFAULT_PROMPT: &str = "Hello, I'm a language model,";
 
 /// Set `n_kv_heads = g` (GQA-g; 1 = MQA, n_head = MHA), or say why it cannot be.
 pub fn apply_gqa(cfg: &mut ModelConfig, g: usize) -> Result<()> {
-    if g == 0 || !cfg.n_head.is_multiple_of(g) {
-        bail!(
-            "--gqa {g}: the number of KV heads must divide the number of query heads, n_head = {} (e.g. 1 = MQA, {} = MHA)",
-            cfg.n_head,
-            cfg.n_head
-        );
-    }
-    cfg.n_kv_heads = g;
-    Ok(())
+    cfg.set_kv_heads(g)
+        .map_err(|e| anyhow!("--gqa {g}: {}", e.0))
 }
 
 /// A model folder named on the command line.

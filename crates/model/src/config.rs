@@ -113,6 +113,19 @@ pub fn swiglu_matched_hidden(gelu_hidden: usize) -> usize {
 }
 
 impl ModelConfig {
+    /// Set `n_kv_heads = g` (GQA-g; 1 = MQA, n_head = MHA), or say why it cannot be: the one
+    /// place that turns a requested KV-head count into a config (`infer --gqa`, the ladders).
+    pub fn set_kv_heads(&mut self, g: usize) -> Result<(), ConfigError> {
+        if g == 0 || !self.n_head.is_multiple_of(g) {
+            return Err(ConfigError(format!(
+                "the number of KV heads must divide the number of query heads, n_head = {} (e.g. 1 = MQA, {} = MHA)",
+                self.n_head, self.n_head
+            )));
+        }
+        self.n_kv_heads = g;
+        Ok(())
+    }
+
     pub fn head_dim(&self) -> usize {
         self.n_embd / self.n_head
     }

@@ -146,13 +146,9 @@ pub fn main(rungs: &[SpeedRung]) -> Result<()> {
     let device = runtime::device::parse_device(&args.device)?;
     let threads = runtime::device::set_threads(args.threads);
     let base = ModelConfig::preset(&args.preset).context("--preset")?;
-    if !base.n_head.is_multiple_of(args.gqa) || args.gqa == 0 {
-        anyhow::bail!(
-            "--gqa {}: must divide the preset's n_head ({})",
-            args.gqa,
-            base.n_head
-        );
-    }
+    base.clone()
+        .set_kv_heads(args.gqa)
+        .map_err(|e| anyhow::anyhow!("--gqa {}: {}", args.gqa, e.0))?;
     if args.prompt_len + args.new_tokens > base.block_size {
         anyhow::bail!(
             "--prompt-len {} + --new-tokens {} exceeds the preset's block_size {}",
