@@ -7,13 +7,15 @@ use std::path::PathBuf;
 pub enum DataError {
     #[error(
         "corpus {} not found ({source_hint}). Run `just data` to download Tiny Shakespeare, \
-         or pass --data PATH / set LADDER_DATA to any UTF-8 text file",
+         or pass {remedy} / set LADDER_DATA to any UTF-8 text file",
         .path.display()
     )]
     MissingCorpus {
         path: PathBuf,
         /// Where the path came from, e.g. "--data" or "LADDER_DATA".
         source_hint: String,
+        /// How this command takes a corpus: "--data PATH" (prepare), "--set data.corpus=PATH" (train).
+        remedy: String,
     },
     #[error("corpus {} is empty (nothing but whitespace): nothing to train on", .path.display())]
     EmptyCorpus { path: PathBuf },

@@ -36,8 +36,14 @@ pub fn default_corpus() -> Option<PathBuf> {
 /// [`default_corpus`]. Errors, naming the path and how to get a corpus, when there is none
 /// or it does not exist.
 pub fn resolve_corpus(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    resolve_corpus_as(explicit, "--data PATH")
+}
+
+/// [`resolve_corpus`] for a command that takes the corpus as `flag` (named in the error).
+pub fn resolve_corpus_as(explicit: Option<&Path>, flag: &str) -> anyhow::Result<PathBuf> {
+    let given = format!("given with {flag}");
     let (path, hint) = match explicit {
-        Some(p) => (p.to_path_buf(), "given with --data / data.corpus"),
+        Some(p) => (p.to_path_buf(), given.as_str()),
         None => match default_corpus() {
             Some(p) if std::env::var_os("LADDER_DATA").is_some_and(|v| !v.is_empty()) => {
                 (p, "from LADDER_DATA")
@@ -53,6 +59,7 @@ pub fn resolve_corpus(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         return Err(DataError::MissingCorpus {
             path,
             source_hint: hint.into(),
+            remedy: flag.into(),
         }
         .into());
     }

@@ -163,6 +163,7 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
         return Err(DataError::MissingCorpus {
             path: corpus.into(),
             source_hint: "the corpus to prepare".into(),
+            remedy: "--data PATH".into(),
         }
         .into());
     }
@@ -210,7 +211,7 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(e).with_context(|| format!("removing stale {}", meta_path.display()))
         }
-        _ => {}
+        _ => runtime::fsio::fsync_dir(out_dir)?,
     }
     write_bytes(&out_dir.join("train.bin"), &to_bytes(&train, wide))?;
     write_bytes(&out_dir.join("val.bin"), &to_bytes(&val, wide))?;

@@ -195,6 +195,21 @@ impl TrainConfig {
                 bail!("{name} must be at least 1");
             }
         }
+        if t.threads > infer::limits::MAX_THREADS {
+            bail!(
+                "train.threads = {}: expected 0 (all cores) up to {}",
+                t.threads,
+                infer::limits::MAX_THREADS
+            );
+        }
+        if t.batch_size > infer::limits::MAX_BATCH || t.grad_accum > infer::limits::MAX_BATCH {
+            bail!(
+                "train.batch_size = {} and train.grad_accum = {}: expected each 1 up to {}",
+                t.batch_size,
+                t.grad_accum,
+                infer::limits::MAX_BATCH
+            );
+        }
         if t.lr.is_nan() || t.lr <= 0.0 || t.min_lr.is_nan() || t.min_lr < 0.0 || t.min_lr > t.lr {
             bail!(
                 "train.lr ({}) must be positive and train.min_lr ({}) in [0, lr]",

@@ -1,6 +1,7 @@
 //! Run records: `metrics.csv` (every `log_interval` steps), `eval.csv` (every eval),
 //! `log.jsonl` (the resolved config, git revision, device and threads, then every row), and
-//! `summary.json` at the end. A resumed run drops rows past its checkpoint and appends.
+//! `summary.json` at the end. A resumed run drops rows past its checkpoint (and a partial
+//! last line a crash or full disk left) and appends, so no step appears twice.
 use crate::config::TrainConfig;
 use anyhow::{Context, Result};
 use runtime::hardware::MachineRecord;
@@ -36,26 +37,72 @@ pub struct Metrics {
     evals: Vec<EvalRow>,
 }
 
-/// Keep the rows of `path` with step < `keep_below` (for a resume); return them.
+/// The complete lines of `path` (a crash or a full disk may have left a partial last one).
+fn complete_lines(path: &Path) -> Result<Vec<String>> {
+    let text = match std::fs::read(path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    if lines.last().is_some_and(|l| !l.ends_with('\n')) {
+        tracing::warn!("{}: dropping a partial last line", path.display());
+        lines.pop();
+    }
+    Ok(lines)
+}
+
+/// Rewrite `path` (durably: temp, fsync, rename) with the rows whose step is below
+/// `keep_below`, dropping a partial last line; return them.
 fn truncate_rows<T: Serialize + for<'de> Deserialize<'de>>(
     path: &Path,
     keep_below: usize,
     step: impl Fn(&T) -> usize,
 ) -> Result<Vec<T>> {
-    if !path.exists() {
+    let lines = complete_lines(path)?;
+    if lines.is_empty() {
+        let _ = std::fs::remove_file(path);
         return Ok(Vec::new());
     }
-    let rows: Vec<T> = csv::Reader::from_path(path)?
+    // A damaged row (e.g. a partial line an older version appended after) is dropped, not
+    // allowed to block the resume.
+    let rows: Vec<T> = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(lines.concat().as_bytes())
         .deserialize()
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading {}", path.display()))?;
-    let rows: Vec<T> = rows.into_iter().filter(|r| step(r) < keep_below).collect();
-    let mut w = csv::Writer::from_path(path)?;
+        .filter_map(|r: csv::Result<T>| {
+            r.map_err(|e| tracing::warn!("{}: dropping a damaged row: {e}", path.display()))
+                .ok()
+        })
+        .filter(|r| step(r) < keep_below)
+        .collect();
+    let mut w = csv::Writer::from_writer(Vec::new());
     for r in &rows {
         w.serialize(r)?;
     }
-    w.flush()?;
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    runtime::fsio::write_atomic(path, |t| Ok(std::fs::write(t, &bytes)?))?;
     Ok(rows)
+}
+
+/// Keep the events of `log.jsonl` that precede a resume at `start`: step rows up to
+/// `start`, eval rows before it, every other event; drop a partial last line.
+fn truncate_jsonl(path: &Path, start: usize) -> Result<()> {
+    let kept: String = complete_lines(path)?
+        .into_iter()
+        .filter(|l| {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+                return false;
+            };
+            let step = v["row"]["step"].as_u64().map(|s| s as usize);
+            match (v["event"].as_str(), step) {
+                (Some("step"), Some(s)) => s <= start,
+                (Some("eval"), Some(s)) => s < start,
+                _ => true,
+            }
+        })
+        .collect();
+    runtime::fsio::write_atomic(path, |t| Ok(std::fs::write(t, &kept)?))
 }
 
 fn appender(path: &Path, has_rows: bool) -> Result<csv::Writer<File>> {
@@ -68,8 +115,17 @@ fn appender(path: &Path, has_rows: bool) -> Result<csv::Writer<File>> {
     Ok(csv::WriterBuilder::new().has_headers(fresh).from_writer(f))
 }
 
+fn append_jsonl(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
 impl Metrics {
-    /// Open the files in `dir`; a fresh run truncates them, a resume at `start` keeps earlier rows.
+    /// Open the files in `dir`; a fresh run truncates them, a resume at `start` keeps earlier
+    /// rows (and drops any a crashed run wrote past its checkpoint, or left half-written).
     pub fn open(dir: &Path, start: usize, resume: bool) -> Result<Self> {
         let (sp, ep, jp) = (
             dir.join("metrics.csv"),
@@ -81,18 +137,23 @@ impl Metrics {
             // Step rows are logged after step s completes as `s`; eval rows at `s` precede it.
             let kept = truncate_rows::<StepRow>(&sp, start + 1, |r| r.step)?;
             evals = truncate_rows::<EvalRow>(&ep, start, |r| r.step)?;
+            truncate_jsonl(&jp, start)?;
             let (sh, eh) = (!kept.is_empty(), !evals.is_empty());
-            let jsonl = OpenOptions::new().create(true).append(true).open(&jp)?;
             return Ok(Self {
                 dir: dir.into(),
                 steps: appender(&sp, sh)?,
                 evals_w: appender(&ep, eh)?,
-                jsonl,
+                jsonl: append_jsonl(&jp)?,
                 evals,
             });
         }
         for p in [&sp, &ep, &jp] {
-            let _ = std::fs::remove_file(p);
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", p.display()))
+                }
+                _ => {}
+            }
         }
         let jsonl = File::create(&jp).with_context(|| format!("creating {}", jp.display()))?;
         Ok(Self {
@@ -104,9 +165,13 @@ impl Metrics {
         })
     }
 
+    /// One line, written with one `write` call so a failure cannot leave half a line
+    /// behind except at the very end (which the next open drops).
     fn event(&mut self, v: serde_json::Value) -> Result<()> {
-        writeln!(self.jsonl, "{v}")?;
-        Ok(())
+        let line = format!("{v}\n");
+        self.jsonl
+            .write_all(line.as_bytes())
+            .with_context(|| format!("writing {}", self.dir.join("log.jsonl").display()))
     }
 
     pub fn start_event(
@@ -125,15 +190,27 @@ impl Metrics {
         }))
     }
 
+    /// A resume: from which checkpoint, at which step, and the settings that changed.
+    pub fn resume_event(&mut self, from: &Path, step: usize, changed: &[String]) -> Result<()> {
+        self.event(serde_json::json!({
+            "event": "resume", "from": from, "step": step, "changed": changed,
+            "timestamp": runtime::facts::timestamp_utc(),
+        }))
+    }
+
     pub fn step(&mut self, r: &StepRow) -> Result<()> {
-        self.steps.serialize(r)?;
-        self.steps.flush()?;
+        let p = self.dir.join("metrics.csv");
+        let ctx = || format!("writing {}", p.display());
+        self.steps.serialize(r).with_context(ctx)?;
+        self.steps.flush().with_context(ctx)?;
         self.event(serde_json::json!({"event": "step", "row": r}))
     }
 
     pub fn eval(&mut self, r: &EvalRow) -> Result<()> {
-        self.evals_w.serialize(r)?;
-        self.evals_w.flush()?;
+        let p = self.dir.join("eval.csv");
+        let ctx = || format!("writing {}", p.display());
+        self.evals_w.serialize(r).with_context(ctx)?;
+        self.evals_w.flush().with_context(ctx)?;
         self.evals.push(r.clone());
         self.event(serde_json::json!({"event": "eval", "row": r}))
     }

@@ -11,6 +11,7 @@
 //! ```
 pub mod cli;
 pub mod generation;
+pub mod limits;
 pub mod planner;
 pub mod quant;
 pub mod report;

@@ -73,6 +73,10 @@ impl Sampler {
     /// Logits (B, V) → one id per row, drawing uniforms from `rng` (greedy draws none).
     pub fn sample(&self, logits: &Tensor, rng: &mut Rng) -> Result<Vec<i64>> {
         if self.is_greedy() {
+            // argmax of NaN logits would "succeed" with a meaningless id.
+            if !bool::try_from(logits.isfinite().all())? {
+                bail!("cannot decode: the logits hold NaN or infinite values (the weights overflow in float arithmetic)");
+            }
             let ids = logits.argmax(-1, false).to(Device::Cpu); // (B,)
             return Ok(Vec::<i64>::try_from(ids)?);
         }

@@ -13,6 +13,7 @@ use crate::config::ModelConfig;
 use crate::gpt::Gpt;
 use crate::hf::{self, HfArch};
 use crate::settings::RunSettings;
+use crate::validate;
 use anyhow::{bail, Context, Result};
 use runtime::fsio::write_atomic;
 use std::collections::{BTreeMap, HashMap};
@@ -43,13 +44,15 @@ pub fn read_config(dir: &Path) -> Result<(Layout, ModelConfig)> {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{}: not valid JSON", path.display()))?;
-    if v.get("model_type").is_some() {
+    let (layout, cfg) = if v.get("model_type").is_some() {
         let (arch, cfg) = hf::config_from_hf(&v).with_context(|| format!("{}", path.display()))?;
-        Ok((Layout::Hf(arch), cfg))
+        (Layout::Hf(arch), cfg)
     } else {
         let cfg = ModelConfig::from_json(&text).with_context(|| format!("{}", path.display()))?;
-        Ok((Layout::Native, cfg))
-    }
+        (Layout::Native, cfg)
+    };
+    validate::check_bounds(&cfg, layout).with_context(|| format!("{}", path.display()))?;
+    Ok((layout, cfg))
 }
 
 /// Load a folder in either layout onto `device`, to run with `settings`.
@@ -72,6 +75,9 @@ pub fn load_as(
     if !path.is_file() {
         bail!("{file} not found (expected the model's weights beside config.json)");
     }
+    // Header, dtypes, shapes against the config, and memory: before any tensor exists.
+    cfg.validate()?;
+    validate::check_file(&path, layout, cfg)?;
     let tensors = Tensor::read_safetensors(&path)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| {
@@ -80,6 +86,11 @@ pub fn load_as(
     let mut vs = nn::VarStore::new(device);
     let model = Gpt::new(&vs.root(), cfg, settings)?;
     let mut file_map: HashMap<String, Tensor> = tensors.into_iter().collect();
+    for (k, t) in &file_map {
+        if !matches!(layout, Layout::Hf(a) if hf::is_ignored_hub_key(a, k, cfg.tie_embeddings)) {
+            validate::check_finite(k, t).with_context(|| format!("loading {file}"))?;
+        }
+    }
     match layout {
         Layout::Native => copy_native(&mut vs, &mut file_map),
         Layout::Hf(arch) => copy_hf(&mut vs, arch, cfg, &mut file_map),

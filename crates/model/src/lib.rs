@@ -14,6 +14,8 @@ mod presets;
 pub mod quant;
 pub mod rope;
 pub mod settings;
+pub mod st_header;
+pub mod validate;
 
 pub use cache::KvCache;
 pub use config::{AttnKernel, ConfigError, MlpKind, ModelConfig, NormKind, PosEmb};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(
     about = "Train a model from a TOML config (see experiments/*.toml).",
-    long_about = "Train a model from a TOML config (see experiments/*.toml). Metrics go to <run.out_dir>/{metrics.csv,eval.csv,log.jsonl,summary.json}, the checkpoint to <run.out_dir>/ckpt (use it with `cargo run -p infer -- --checkpoint <run.out_dir>/ckpt`)."
+    long_about = "Train a model from a TOML config (see experiments/*.toml). Metrics go to <run.out_dir>/{metrics.csv,eval.csv,log.jsonl,summary.json}, checkpoints to <run.out_dir>/ckpt-<step>/ with <run.out_dir>/ckpt a link to the newest (use it with `cargo run -p infer -- --checkpoint <run.out_dir>/ckpt`). One run per out_dir at a time (a lock); --resume continues from the newest checkpoint that verifies and refuses a changed architecture or corpus. See docs/reliability.md."
 )]
 struct Args {
     /// The training config (TOML with [run], [data], [model], [train]).
@@ -17,7 +17,8 @@ struct Args {
     /// (typed and checked like the file).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     sets: Vec<String>,
-    /// Continue from <run.out_dir>/ckpt; the loss curve continues exactly.
+    /// Continue from the newest verified checkpoint in <run.out_dir>; the loss curve continues
+    /// exactly. The model architecture and corpus must be the checkpoint's.
     #[arg(long)]
     resume: bool,
     /// Stop after this iteration (after writing a checkpoint), as if interrupted.

@@ -58,8 +58,10 @@ pub(crate) struct Data {
 
 /// Tokenise (or reuse) the corpus of `cfg` and open its splits.
 fn prepare_data(cfg: &TrainConfig) -> Result<Data> {
-    let corpus =
-        data::resolve_corpus((!cfg.data.corpus.is_empty()).then(|| Path::new(&cfg.data.corpus)))?;
+    let corpus = data::resolve_corpus_as(
+        (!cfg.data.corpus.is_empty()).then(|| Path::new(&cfg.data.corpus)),
+        "--set data.corpus=PATH",
+    )?;
     let stem = corpus
         .file_stem()
         .map_or("corpus".into(), |s| s.to_string_lossy().to_string());
@@ -147,36 +149,50 @@ pub(crate) struct Start {
     /// The training batch sampler.
     pub rng: Rng,
     pub best_val: Option<f64>,
+    /// With `--resume`: the checkpoint and the settings that changed.
+    pub resumed: Option<crate::resume::Resumed>,
 }
 
 /// A fresh start (step 0, the sampler seeded by `run.seed`), or with `--resume` the
-/// checkpoint's weights, optimizer state, step, sampler and best val loss.
+/// newest verified checkpoint's weights, optimizer state, step, sampler and best val loss,
+/// after checking its corpus and architecture against this run's (`resume.rs`).
 fn resume_or_init(
     cfg: &TrainConfig,
     opts: &RunOptions,
     out_dir: &Path,
     setup: &mut Setup,
+    mcfg: &ModelConfig,
+    meta: &data::Meta,
 ) -> Result<Start> {
     if !opts.resume {
+        if let Some(old) = checkpoint::latest(out_dir) {
+            tracing::warn!(
+                "{} holds a checkpoint at step {} ({}); without --resume this run starts afresh and replaces it at its first checkpoint",
+                out_dir.display(),
+                old.step(),
+                old.dir.display()
+            );
+        }
         return Ok(Start {
             step: 0,
             rng: Rng::new(cfg.run.seed),
             best_val: None,
+            resumed: None,
         });
     }
-    let st = checkpoint::load(out_dir, &mut setup.vs, &mut setup.opt)?;
-    if st.config != cfg.to_toml() {
-        tracing::warn!("the config differs from the checkpoint's; continuing with the new one");
-    }
-    tracing::info!(
-        "resumed from {} at step {}",
-        checkpoint::dir(out_dir).display(),
-        st.step
-    );
+    let r = crate::resume::resume(
+        out_dir,
+        &mut setup.vs,
+        &mut setup.opt,
+        mcfg,
+        meta,
+        &cfg.to_toml(),
+    )?;
     Ok(Start {
-        step: st.step,
-        rng: Rng::from_state(st.data_rng),
-        best_val: st.best_val_loss,
+        step: r.state.step,
+        rng: Rng::from_state(r.state.data_rng),
+        best_val: r.state.best_val_loss,
+        resumed: Some(r),
     })
 }
 
@@ -188,6 +204,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let threads = runtime::device::set_threads(tc.threads);
     let out_dir = cfg.run.out_dir.clone();
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    // One run per out_dir, for the life of this one (released on exit or crash).
+    let _lock = crate::lock::acquire(&out_dir)?;
 
     let data = prepare_data(cfg)?;
     // The machine's measured facts decide `dtype = "auto"` and are the MFU's peak.
@@ -196,11 +214,14 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let block = mcfg.block_size;
     data.check_block(block)?;
     let mut setup = build(cfg, &mcfg, &run, device)?;
-    let start = resume_or_init(cfg, opts, &out_dir, &mut setup)?;
+    let start = resume_or_init(cfg, opts, &out_dir, &mut setup, &mcfg, &data.meta)?;
 
     let pc = param_count(&mcfg);
     let tokens_per_iter = tc.batch_size * tc.grad_accum * block;
     let mut metrics = Metrics::open(&out_dir, start.step, opts.resume)?;
+    if let Some(r) = &start.resumed {
+        metrics.resume_event(&r.dir, start.step, &r.changed)?;
+    }
     let dev = runtime::device::device_name(device);
     metrics.start_event(cfg, &mcfg, pc.total, &dev, threads, &machine)?;
     tracing::info!(
@@ -232,7 +253,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         String::new()
     };
     if !sample.is_empty() {
-        std::fs::write(out_dir.join("sample.txt"), &sample)?;
+        runtime::fsio::write_atomic(&out_dir.join("sample.txt"), |t| {
+            Ok(std::fs::write(t, &sample)?)
+        })?;
     }
     let outcome = Outcome {
         out_dir: out_dir.clone(),

@@ -103,9 +103,13 @@ impl Loop<'_> {
         };
         let norm = optim::clip_grad_norm(&setup.params, clip);
         if !loss_sum.is_finite() || !norm.is_finite() {
-            let ck = checkpoint::dir(self.out_dir);
-            let kept = if ck.exists() {
-                format!("the last good checkpoint is kept at {}", ck.display())
+            // Only a checkpoint that verifies (and was finite when saved) is named as good.
+            let kept = if let Some(ck) = checkpoint::latest(self.out_dir) {
+                format!(
+                    "the last good checkpoint (step {}) is kept at {}",
+                    ck.step(),
+                    ck.dir.display()
+                )
             } else {
                 "no checkpoint had been written yet".to_string()
             };
@@ -126,6 +130,7 @@ impl Loop<'_> {
             step: first,
             mut rng,
             mut best_val,
+            ..
         } = start;
         let (mut last_train, mut last_val) = (f64::NAN, f64::NAN);
         let (mut tok_sum, mut time_sum) = (0.0, 0.0);

@@ -3,6 +3,7 @@
 //! and the memory planner. The flags and the plan live here, a generation run in `run.rs`.
 mod run;
 
+use crate::limits;
 use crate::sampling::Sampler;
 use crate::source::{self, SourceSpec};
 use anyhow::{bail, Context, Result};
@@ -154,7 +155,7 @@ impl Args {
     pub fn spec(&self, device: Device, dtype: DType) -> SourceSpec {
         SourceSpec {
             model: self.model.clone(),
-            checkpoint: self.checkpoint.clone(),
+            checkpoint: self.checkpoint.as_deref().map(limits::resolve_checkpoint),
             preset: self.preset.clone(),
             gqa: self.gqa,
             attention: self.attention,

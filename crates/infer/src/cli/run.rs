@@ -2,10 +2,11 @@
 //! resolution, streaming generation, and the report.
 use super::{find_checkpoint, parse_ids, plan, Args, Format};
 use crate::generation::{check_prompt, generate, GenOptions, Generation};
+use crate::limits;
 use crate::report::{Report, Settings};
 use crate::source::{self, Source};
 use crate::stream::Utf8Stream;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use runtime::device::{device_name, parse_device};
 use std::io::Write;
 use std::path::Path;
@@ -14,6 +15,7 @@ use tch::Device;
 /// Run the command: plan, or load, generate (streaming in text mode) and report.
 pub fn run(args: &Args) -> Result<()> {
     let device = parse_device(&args.device)?;
+    limits::check_threads(args.threads)?;
     if args.threads > 0 {
         tch::set_num_threads(args.threads as i32);
     }
@@ -21,9 +23,7 @@ pub fn run(args: &Args) -> Result<()> {
     if args.plan {
         return plan(args, &spec);
     }
-    if args.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
+    limits::check_batch_range(args.batch)?;
     let sampler = args.sampler();
     sampler.validate()?;
     let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
@@ -38,6 +38,9 @@ pub fn run(args: &Args) -> Result<()> {
         std::slice::from_ref(&prompt),
         args.max_new_tokens,
     )?;
+    let positions = prompt.len() + args.max_new_tokens;
+    let dtype_bytes = src.model.settings.dtype.bytes();
+    limits::check_batch(&src.model.cfg, args.batch, positions, dtype_bytes)?;
     if src.random_weights {
         note_random_weights(args, &src);
     }
@@ -142,6 +145,16 @@ fn stream(
             None => format!(" {id}"),
         };
         let _ = write!(out, "{piece}").and_then(|_| out.flush());
+    })
+    .with_context(|| {
+        // Non-finite logits from finite weights: name the weights file at fault.
+        let dir = args
+            .model
+            .clone()
+            .or(args.checkpoint.as_deref().map(limits::resolve_checkpoint));
+        dir.map_or(src.label.clone(), |d| {
+            d.join("model.safetensors").display().to_string()
+        })
     })?;
     Ok((gen, utf8.finish()))
 }

@@ -1,0 +1,91 @@
+//! Command-line inputs that could otherwise hurt: `--checkpoint` given a training run's
+//! folder (resolved to its newest checkpoint), and `--threads` / `--batch` beyond what the
+//! machine can do (an error before anything is allocated).
+use anyhow::{bail, Result};
+use model::ModelConfig;
+use std::path::{Path, PathBuf};
+
+/// The most intra-op threads accepted: far above any core count, below absurd.
+pub const MAX_THREADS: usize = 1024;
+/// The most sequences generated at once.
+pub const MAX_BATCH: usize = 65536;
+
+/// `--checkpoint DIR`: a checkpoint folder as is; a training run's folder (with the
+/// `checkpoints.json` pointer a run writes, or a `ckpt` inside) becomes its newest
+/// checkpoint, with a note. Anything else is returned unchanged (the loader explains).
+pub fn resolve_checkpoint(dir: &Path) -> PathBuf {
+    if dir.join("config.json").is_file() {
+        return dir.into();
+    }
+    // `<run>/ckpt` missing (e.g. an older layout) but the run's pointer names one.
+    let run = if dir.is_dir() {
+        Some(dir)
+    } else {
+        dir.parent()
+            .filter(|p| p.join("checkpoints.json").is_file())
+    };
+    let Some(run) = run else {
+        return dir.into();
+    };
+    let latest = std::fs::read_to_string(run.join("checkpoints.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["name"].as_str().map(|n| run.join(n)));
+    let found = latest
+        .into_iter()
+        .chain([run.join("ckpt")])
+        .find(|p| p.join("config.json").is_file());
+    match found {
+        Some(p) => {
+            eprintln!(
+                "note: --checkpoint {}: a training run's folder; using its newest checkpoint {} (pass that folder to be explicit)",
+                dir.display(),
+                p.display()
+            );
+            p
+        }
+        None => dir.into(),
+    }
+}
+
+/// `--threads`: 0 (libtorch's default) up to [`MAX_THREADS`].
+pub fn check_threads(n: usize) -> Result<()> {
+    if n > MAX_THREADS {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        bail!("--threads {n}: expected 0 (all cores) up to {MAX_THREADS}; this machine has {cores} logical cores");
+    }
+    Ok(())
+}
+
+/// `--batch`: 1 up to [`MAX_BATCH`].
+pub fn check_batch_range(batch: usize) -> Result<()> {
+    if batch == 0 || batch > MAX_BATCH {
+        bail!("--batch {batch}: expected 1 up to {MAX_BATCH}");
+    }
+    Ok(())
+}
+
+/// `--batch`: 1 up to [`MAX_BATCH`], and the KV cache plus one step's logits for `batch`
+/// sequences of `positions` must fit in the memory there is.
+pub fn check_batch(
+    cfg: &ModelConfig,
+    batch: usize,
+    positions: usize,
+    dtype_bytes: usize,
+) -> Result<()> {
+    check_batch_range(batch)?;
+    let kv = 2.0
+        * cfg.n_layer as f64
+        * (batch * cfg.n_kv_heads * cfg.head_dim() * dtype_bytes) as f64
+        * positions as f64;
+    let logits = (batch * cfg.vocab_size * 4) as f64 * 2.0;
+    let need = kv + logits;
+    if let Some(avail) = model::validate::available_memory().filter(|&a| need > a as f64) {
+        bail!(
+            "--batch {batch}: {positions} positions of KV cache and logits need about {:.2} GB, but only {:.2} GB of memory is available: use a smaller --batch or --max-new-tokens",
+            need / 1e9,
+            avail as f64 / 1e9
+        );
+    }
+    Ok(())
+}
