@@ -4,6 +4,7 @@ pub mod accuracy;
 pub mod chart;
 pub mod checkpoint;
 pub mod config;
+pub mod ddp;
 pub mod docs;
 pub mod metrics;
 pub mod peak;

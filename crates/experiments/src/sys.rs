@@ -83,10 +83,12 @@ pub fn set_threads(n: usize) -> usize {
     tch::get_num_threads() as usize
 }
 
-/// Start `tracing` logs on stderr (RUST_LOG, default info).
+/// Start `tracing` logs on stderr (RUST_LOG, default info; warn on DDP ranks other than 0).
 pub fn init_logging() {
+    let quiet_rank = std::env::var("RANK").is_ok_and(|r| r.trim() != "0");
+    let default = if quiet_rank { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

@@ -73,6 +73,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let tc = &cfg.train;
     let device = sys::parse_device(&tc.device).context("train.device")?;
     let threads = sys::set_threads(tc.threads);
+    let mut ddp = crate::ddp::Ddp::from_env()?;
     let out_dir = cfg.run.out_dir.clone();
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
@@ -87,7 +88,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         .data
         .cache_dir
         .join(format!("{stem}_{}", cfg.data.tokenizer));
-    let meta = data::prepare(&corpus, &data_dir, kind)?;
+    let meta = ddp.main_first(|| data::prepare(&corpus, &data_dir, kind))?;
     let mcfg = cfg.model_config(meta.vocab_size)?;
     let block = mcfg.block_size;
     let train_file = data::TokenFile::open(&data_dir.join("train.bin"), &meta)?;
@@ -122,7 +123,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         warmup_iters: tc.warmup_iters,
         lr_decay_iters: tc.lr_decay_iters,
     };
-    let mut rng = data::Rng::new(cfg.run.seed);
+    let mut rng = ddp.data_rngs(cfg.run.seed, tc.grad_accum, None)?;
     let mut start = 0;
     let mut best_val: Option<f64> = None;
     if opts.resume {
@@ -131,7 +132,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             tracing::warn!("the config differs from the checkpoint's; continuing with the new one");
         }
         start = st.step;
-        rng = data::Rng::from_state(st.data_rng);
+        rng = ddp.data_rngs(cfg.run.seed, tc.grad_accum, Some((st.data_rng, st.step)))?;
+        ddp.broadcast_optimizer(&opt)?;
         best_val = st.best_val_loss;
         tracing::info!(
             "resumed from {} at step {start}",
@@ -139,11 +141,12 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         );
     }
 
+    ddp.broadcast_params(&vs)?;
     let pc = param_count(&mcfg);
-    let peak = peak::peak(&peak::default_path(), device)?;
+    let peak = ddp.main_first(|| peak::peak(&peak::default_path(), device))?;
     let flops_per_iter =
         train_flops_per_token(&mcfg, block) * (tc.batch_size * tc.grad_accum * block) as f64;
-    let mut metrics = Metrics::open(&out_dir, start, opts.resume)?;
+    let mut metrics = Metrics::open(&ddp.metrics_dir(&out_dir)?, start, opts.resume)?;
     metrics.start_event(
         cfg,
         &mcfg,
@@ -169,7 +172,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         block,
         device,
     };
-    let pb = if opts.quiet {
+    let pb = if opts.quiet || !ddp.is_main() {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(tc.max_iters as u64)
@@ -193,7 +196,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     loop {
         let lr = schedule.lr(it);
         if it % tc.eval_interval == 0 || it == tc.max_iters {
-            let (tl, vl) = ctx.evaluate(tc.eval_iters, tc.batch_size, cfg.run.seed, it)?;
+            let seed = ddp.eval_seed(cfg.run.seed);
+            let (tl, vl) = ctx.evaluate(tc.eval_iters, tc.batch_size, seed, it)?;
+            let avg = ddp.average(&[tl, vl])?;
+            let (tl, vl) = (avg[0], avg[1]);
             (last_train, last_val) = (tl, vl);
             best_val = Some(best_val.map_or(vl, |b: f64| b.min(vl)));
             metrics.eval(&EvalRow {
@@ -205,7 +211,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
             pb.println(format!(
                 "step {it:>5}: train loss {tl:.4}, val loss {vl:.4}"
             ));
-            if it > start || it == tc.max_iters {
+            if ddp.is_main() && (it > start || it == tc.max_iters) {
                 let st = State {
                     step: it,
                     data_rng: rng.state(),
@@ -226,14 +232,16 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
                 .wrapping_add(it as i64),
         );
         let mut loss_sum = 0.0;
-        for _ in 0..tc.grad_accum {
+        for m in 0..tc.grad_accum {
             let (x, y) = ctx
                 .train
-                .get_batch(&mut rng, tc.batch_size, block, device)?;
+                .get_batch(rng.micro(m), tc.batch_size, block, device)?;
             let loss = model.loss(&x, &y, train_mode)? / tc.grad_accum as f64;
             loss.backward();
             loss_sum += loss.double_value(&[]);
         }
+        ddp.all_reduce_grads(&params)?;
+        loss_sum = ddp.average(&[loss_sum])?[0];
         let norm = if tc.grad_clip > 0.0 {
             optim::clip_grad_norm(&params, tc.grad_clip)
         } else {
@@ -254,7 +262,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         opt.step(lr);
         opt.zero_grad();
         let dt = t0.elapsed().as_secs_f64();
-        let tokens = (tc.batch_size * tc.grad_accum * block) as f64;
+        let tokens = (tc.batch_size * tc.grad_accum * block * ddp.world_size()) as f64;
         if it > start + 1 {
             tok_sum += tokens;
             time_sum += dt;
@@ -282,7 +290,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     } else {
         last_tps
     };
-    let sample = if tc.sample_tokens > 0 && it >= tc.max_iters {
+    let sample = if tc.sample_tokens > 0 && it >= tc.max_iters && ddp.is_main() {
         crate::sample::sample_text(&model, &meta, tc.sample_tokens, cfg.run.seed)?
     } else {
         String::new()
@@ -302,6 +310,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         wall_s: t_start.elapsed().as_secs_f64(),
         sample,
     };
+    ddp.check_in_sync(&vs)?;
     metrics.finish(&outcome)?;
     Ok(outcome)
 }
