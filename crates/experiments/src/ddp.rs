@@ -129,7 +129,7 @@ impl Ddp {
                 .trim()
                 .parse::<usize>()
                 .ok()
-                .filter(|&w| w >= 1 && grad_accum % w == 0)
+                .filter(|&w| w >= 1 && grad_accum.is_multiple_of(w))
                 .with_context(|| {
                     format!("{STREAMS_VAR}={v:?}: expected a count that divides train.grad_accum={grad_accum}")
                 })?,
