@@ -30,17 +30,19 @@ lint: setup
     cargo clippy --workspace --all-targets -- -D warnings
 
 # The speed ladder (the main job): five rungs + the unpadded side row on synthetic data,
-# then results/speed/{summary.csv,README.md,chart.svg}. Extra args go to every rung,
-# e.g. `just speed-ablation --preset gpt2_124m`.
+# then results/speed/{summary.csv,README.md,chart.svg,machine.json}. Each phase has a time
+# budget (--max-seconds, 30 by default), so it takes bounded time on any machine. Extra
+# args go to every rung, e.g. `just speed-ablation --preset gpt2_124m --max-seconds 60`.
 speed-ablation *ARGS: setup
     #!/usr/bin/env bash
     set -euo pipefail
     start=$(date +%s)
     cargo build --release -p experiments --bins
+    built=$(date +%s)
     for rung in 1_original 2_bf16 3_flash 4_kv_cache 5_gqa; do
         target/release/speed_$rung {{ARGS}}
     done
-    target/release/speed_report --command "just speed-ablation {{ARGS}}" --wall-s $(( $(date +%s) - start )) > /dev/null
+    target/release/speed_report --command "just speed-ablation {{ARGS}}" --wall-s $(( $(date +%s) - start )) --build-s $(( built - start )) > /dev/null
     echo "speed ladder: results/speed/README.md"
 
 # The accuracy ladder: four rungs (+ the optional GQA rung with `--gqa`) trained from scratch

@@ -3,34 +3,19 @@
 //! `get_batch`), and where the corpus comes from.
 mod error;
 mod prepare;
-mod rng;
 mod tokenizer;
 mod tokens;
 
 pub use error::DataError;
 pub use prepare::{prepare, Meta};
-pub use rng::Rng;
 pub use tokenizer::{CharTokenizer, Gpt2Tokenizer, Tokenizer, TokenizerKind, GPT2_EOT, GPT2_VOCAB};
 pub use tokens::TokenFile;
 
+use runtime::resources::{shared_dir, workspace_root};
 use std::path::{Path, PathBuf};
 
 /// The file name of Tiny Shakespeare under `<shared>/data/` (and under `data/` after `just data`).
 pub const TINY_SHAKESPEARE: &str = "tinyshakespeare.txt";
-
-/// The workspace root (where the top-level Cargo.toml lives).
-pub fn workspace_root() -> PathBuf {
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")); // <root>/crates/data
-    crate_dir
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(crate_dir)
-        .to_path_buf()
-}
-
-/// The shared folder: `$LADDER_SHARED`, else `shared` beside the workspace (one setting,
-/// owned by `model::resources`).
-pub use model::resources::shared_dir;
 
 /// The default corpus: `$LADDER_DATA` if set (whether or not it exists, so a typo is
 /// reported, not silently replaced); else `<shared>/data/tinyshakespeare.txt`, else

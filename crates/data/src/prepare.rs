@@ -99,19 +99,10 @@ impl Meta {
     }
 }
 
-/// Write to a temporary name in the same folder, then rename: readers never see a
-/// half-written file, and concurrent writers (same content) do not clobber each other's temp.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map_or("out".into(), |n| n.to_string_lossy());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()));
-    }
-    Ok(())
+/// Readers never see a half-written file, and concurrent writers (same content) do not
+/// clobber each other's temp file (its name is unique per process).
+fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    runtime::fsio::write_atomic(path, |tmp| Ok(std::fs::write(tmp, bytes)?))
 }
 
 fn to_bytes(ids: &[u32], wide: bool) -> Vec<u8> {
@@ -198,8 +189,8 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
         }
         _ => {}
     }
-    write_atomic(&out_dir.join("train.bin"), &to_bytes(&train, wide))?;
-    write_atomic(&out_dir.join("val.bin"), &to_bytes(&val, wide))?;
+    write_bytes(&out_dir.join("train.bin"), &to_bytes(&train, wide))?;
+    write_bytes(&out_dir.join("val.bin"), &to_bytes(&val, wide))?;
     let meta = Meta {
         tokenizer: kind,
         vocab_size: tok.vocab_size(),
@@ -210,7 +201,7 @@ pub fn prepare(corpus: &Path, out_dir: &Path, kind: TokenizerKind) -> Result<Met
         source_sha256: sha,
         chars,
     };
-    write_atomic(
+    write_bytes(
         &meta_path,
         (serde_json::to_string_pretty(&meta)? + "\n").as_bytes(),
     )?;

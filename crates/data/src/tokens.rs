@@ -2,9 +2,9 @@
 //! B starts uniform in [0, len − T), x = tokens[s .. s+T], y = tokens[s+1 .. s+T+1].
 use crate::error::DataError;
 use crate::prepare::Meta;
-use crate::rng::Rng;
 use anyhow::{bail, Context, Result};
 use memmap2::Mmap;
+use runtime::Rng;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 

@@ -1,8 +1,7 @@
 //! Tokenizers (GPT-2 ids from tiktoken / HF), prepare (nanoGPT's 90/10 character split,
 //! reuse), batches (nanoGPT's get_batch) and the errors a user can run into.
-use data::{
-    prepare, CharTokenizer, DataError, Gpt2Tokenizer, Rng, TokenFile, Tokenizer, TokenizerKind,
-};
+use data::{prepare, CharTokenizer, DataError, Gpt2Tokenizer, TokenFile, Tokenizer, TokenizerKind};
+use runtime::Rng;
 use tch::Device;
 
 #[test]
@@ -61,7 +60,7 @@ fn char_tokenizer_round_trip_and_unknown_character() {
 
 #[test]
 fn tiny_shakespeare_has_65_characters() {
-    let p = data::shared_dir().join("data/tinyshakespeare.txt");
+    let p = runtime::resources::shared_dir().join("data/tinyshakespeare.txt");
     if !p.exists() {
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),

@@ -2,6 +2,8 @@
 //! sections, every key checked, plus typed `--set section.key=value` overrides.
 use anyhow::{bail, Context, Result};
 use model::ModelConfig;
+use runtime::hardware::MachineRecord;
+use runtime::Precision;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -192,6 +194,7 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&t.beta1) || !(0.0..1.0).contains(&t.beta2) {
             bail!("train.beta1 and train.beta2 must be in [0, 1)");
         }
+        self.precision()?;
         if !["char", "gpt2"].contains(&self.data.tokenizer.as_str()) {
             bail!(
                 "data.tokenizer '{}': expected char or gpt2",
@@ -201,9 +204,28 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The model config, with `vocab_size` from the tokenizer unless the file sets it.
-    pub fn model_config(&self, vocab_size: usize) -> Result<ModelConfig> {
+    /// The precision `[model] dtype` asks for: auto (the default), fp32 or bf16.
+    pub fn precision(&self) -> Result<Precision> {
+        match self.model.get("dtype") {
+            None => Ok(Precision::Auto),
+            Some(toml::Value::String(s)) => s
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("[model] key 'dtype': {e}")),
+            Some(v) => {
+                bail!("[model] key 'dtype': expected a string (auto, fp32 or bf16), got {v}")
+            }
+        }
+    }
+
+    /// The model config, with `vocab_size` from the tokenizer unless the file sets it and
+    /// the compute dtype resolved on `machine` (`auto`: bf16 only where it is native).
+    pub fn model_config(&self, vocab_size: usize, machine: &MachineRecord) -> Result<ModelConfig> {
+        let dtype = match self.precision()?.resolve_logged(machine) {
+            runtime::DType::Fp32 => "fp32",
+            runtime::DType::Bf16 => "bf16",
+        };
         let mut table = self.model.clone();
+        table.insert("dtype".into(), toml::Value::String(dtype.into()));
         table
             .entry("vocab_size")
             .or_insert(toml::Value::Integer(vocab_size as i64));

@@ -24,6 +24,11 @@ pub const STREAMS_VAR: &str = "LADDER_DATA_STREAMS";
 /// Default collective timeout; `LADDER_DIST_TIMEOUT_S` overrides it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Whether this process is rank 0 of a DDP run (or not a DDP run), from `RANK`.
+pub fn is_main_process() -> bool {
+    std::env::var("RANK").map_or(true, |r| r.trim() == "0")
+}
+
 pub struct Ddp {
     pg: Option<ProcessGroup>,
     scratch: Option<PathBuf>,
@@ -31,13 +36,13 @@ pub struct Ddp {
 
 /// The training batch samplers of this rank (one, or W when emulating W ranks).
 pub struct DataRngs {
-    rngs: Vec<data::Rng>,
+    rngs: Vec<runtime::Rng>,
     per: usize,
 }
 
 impl DataRngs {
     /// The sampler for micro-step `m` of an optimizer step.
-    pub fn micro(&mut self, m: usize) -> &mut data::Rng {
+    pub fn micro(&mut self, m: usize) -> &mut runtime::Rng {
         let i = (m / self.per).min(self.rngs.len() - 1);
         &mut self.rngs[i]
     }
@@ -142,13 +147,13 @@ impl Ddp {
         let rngs = (0..streams as u64)
             .map(|s| match resumed {
                 Some((state, _)) if streams == 1 && self.pg.is_none() => {
-                    data::Rng::from_state(state)
+                    runtime::Rng::from_state(state)
                 }
-                Some((_, step)) => data::Rng::new(
+                Some((_, step)) => runtime::Rng::new(
                     seed.wrapping_add(first + s)
                         ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 ),
-                None => data::Rng::new(seed.wrapping_add(first + s)),
+                None => runtime::Rng::new(seed.wrapping_add(first + s)),
             })
             .collect();
         Ok(DataRngs {

@@ -21,5 +21,5 @@ pub fn replace_generated(doc: &Path, name: &str, content: &str) -> Result<()> {
         content.trim_end(),
         &text[e..]
     );
-    model::io::write_atomic(doc, |tmp| Ok(std::fs::write(tmp, new)?))
+    runtime::fsio::write_atomic(doc, |tmp| Ok(std::fs::write(tmp, new)?))
 }

@@ -7,7 +7,6 @@ pub mod config;
 pub mod ddp;
 pub mod docs;
 pub mod metrics;
-pub mod peak;
 pub mod sample;
 pub mod speed;
 pub mod sys;

@@ -2,8 +2,8 @@
 //! `log.jsonl` (the resolved config, git revision, device and threads, then every row), and
 //! `summary.json` at the end. A resumed run drops rows past its checkpoint and appends.
 use crate::config::TrainConfig;
-use crate::peak::Peak;
 use anyhow::{Context, Result};
+use runtime::hardware::MachineRecord;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -116,12 +116,12 @@ impl Metrics {
         params: usize,
         device: &str,
         threads: usize,
-        peak: &Peak,
+        machine: &MachineRecord,
     ) -> Result<()> {
         self.event(serde_json::json!({
             "event": "start", "config": cfg, "model": mcfg, "params": params,
-            "git_rev": crate::sys::git_rev(), "timestamp": crate::sys::timestamp_utc(),
-            "device": device, "threads": threads, "machine": crate::sys::cpu_name(), "peak": peak,
+            "git_rev": runtime::facts::git_rev(), "timestamp": runtime::facts::timestamp_utc(),
+            "device": device, "threads": threads, "machine": machine,
         }))
     }
 
@@ -143,9 +143,11 @@ impl Metrics {
     }
 
     pub fn finish<T: Serialize>(&mut self, summary: &T) -> Result<()> {
-        self.event(serde_json::json!({"event": "end", "timestamp": crate::sys::timestamp_utc()}))?;
+        self.event(
+            serde_json::json!({"event": "end", "timestamp": runtime::facts::timestamp_utc()}),
+        )?;
         let path = self.dir.join("summary.json");
-        model::io::write_atomic(&path, |tmp| {
+        runtime::fsio::write_atomic(&path, |tmp| {
             Ok(std::fs::write(
                 tmp,
                 serde_json::to_string_pretty(summary)? + "\n",

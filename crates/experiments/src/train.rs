@@ -5,7 +5,6 @@
 use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
 use crate::metrics::{EvalRow, Metrics, StepRow};
-use crate::{peak, sys};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::accounting::{param_count, train_flops_per_token};
@@ -55,7 +54,7 @@ impl Ctx<'_> {
         let _g = tch::no_grad_guard();
         let mut out = [0.0; 2];
         for (i, split) in [&self.train, &self.val].into_iter().enumerate() {
-            let mut rng = data::Rng::new(seed ^ 0x5EED_E7A1 ^ ((step as u64) << 8) ^ i as u64);
+            let mut rng = runtime::Rng::new(seed ^ 0x5EED_E7A1 ^ ((step as u64) << 8) ^ i as u64);
             let mut sum = 0.0;
             for _ in 0..iters {
                 let (x, y) = split.get_batch(&mut rng, batch, self.block, self.device)?;
@@ -71,8 +70,8 @@ impl Ctx<'_> {
 pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let t_start = Instant::now();
     let tc = &cfg.train;
-    let device = sys::parse_device(&tc.device).context("train.device")?;
-    let threads = sys::set_threads(tc.threads);
+    let device = runtime::device::parse_device(&tc.device).context("train.device")?;
+    let threads = runtime::device::set_threads(tc.threads);
     let mut ddp = crate::ddp::Ddp::from_env()?;
     let out_dir = cfg.run.out_dir.clone();
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
@@ -89,7 +88,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         .cache_dir
         .join(format!("{stem}_{}", cfg.data.tokenizer));
     let meta = ddp.main_first(|| data::prepare(&corpus, &data_dir, kind))?;
-    let mcfg = cfg.model_config(meta.vocab_size)?;
+    // The machine's measured facts decide `dtype = "auto"` and are the MFU's peak.
+    let machine = ddp.main_first(|| runtime::hardware::machine(device))?;
+    let mcfg = cfg.model_config(meta.vocab_size, &machine)?;
     let block = mcfg.block_size;
     let train_file = data::TokenFile::open(&data_dir.join("train.bin"), &meta)?;
     let val_file = data::TokenFile::open(&data_dir.join("val.bin"), &meta)?;
@@ -143,7 +144,6 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
 
     ddp.broadcast_params(&vs)?;
     let pc = param_count(&mcfg);
-    let peak = ddp.main_first(|| peak::peak(&peak::default_path(), device))?;
     let flops_per_iter =
         train_flops_per_token(&mcfg, block) * (tc.batch_size * tc.grad_accum * block) as f64;
     let mut metrics = Metrics::open(&ddp.metrics_dir(&out_dir)?, start, opts.resume)?;
@@ -151,9 +151,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         cfg,
         &mcfg,
         pc.total,
-        &sys::device_name(device),
+        &runtime::device::device_name(device),
         threads,
-        &peak,
+        &machine,
     )?;
     tracing::info!(
         "{}: {:.2}M parameters, {} tokens/iter, {} iterations, {} on {} ({} threads)",
@@ -162,7 +162,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         tc.batch_size * tc.grad_accum * block,
         tc.max_iters,
         format!("{:?}", mcfg.dtype).to_lowercase(),
-        sys::device_name(device),
+        runtime::device::device_name(device),
         threads
     );
     let ctx = Ctx {
@@ -270,7 +270,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         it += 1;
         if it % tc.log_interval == 0 || it == tc.max_iters {
             last_tps = tokens / dt;
-            let mfu = flops_per_iter / dt / peak.flops(mcfg.dtype.kind());
+            let mfu = flops_per_iter / dt / machine.flops(mcfg.dtype.kind());
             metrics.step(&StepRow {
                 step: it,
                 lr,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn corpus() -> Option<PathBuf> {
-    let p = data::shared_dir().join("data/tinyshakespeare.txt");
+    let p = runtime::resources::shared_dir().join("data/tinyshakespeare.txt");
     if p.exists() {
         return Some(p);
     }
@@ -52,13 +52,16 @@ fn train_cmd(dir: &Path, corpus: &Path, out: &str, batch: usize, accum: usize) -
     ] {
         c.arg("--set").arg(s);
     }
-    c.env("LADDER_PEAK_FILE", dir.join("machine.json"))
-        .env("OMP_NUM_THREADS", "1")
-        .env_remove("RANK")
-        .env_remove("WORLD_SIZE")
-        .env_remove(experiments::ddp::STREAMS_VAR)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.env(
+        "LADDER_MACHINE_FILE",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("machine.json"),
+    )
+    .env("OMP_NUM_THREADS", "1")
+    .env_remove("RANK")
+    .env_remove("WORLD_SIZE")
+    .env_remove(experiments::ddp::STREAMS_VAR)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     c
 }
 

@@ -14,7 +14,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 const BASE: &str = include_str!("../../../experiments/shakespeare_char_cpu.toml");
 
 fn corpus() -> Option<String> {
-    let p = data::shared_dir().join("data/tinyshakespeare.txt");
+    let p = runtime::resources::shared_dir().join("data/tinyshakespeare.txt");
     if p.exists() {
         return Some(p.display().to_string());
     }
@@ -28,7 +28,12 @@ fn corpus() -> Option<String> {
 }
 
 fn tiny(dir: &Path, extra: &[&str]) -> TrainConfig {
-    std::env::set_var("LADDER_PEAK_FILE", dir.join("machine.json"));
+    let _ = dir;
+    // Measured once per build (a few seconds), shared by the tests.
+    std::env::set_var(
+        "LADDER_MACHINE_FILE",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("machine.json"),
+    );
     let mut sets: Vec<String> = [
         "model.n_layer=2",
         "model.n_head=4",
@@ -162,9 +167,28 @@ fn resume_gives_the_identical_curve() {
     assert!(w1 == w2, "final weights differ after resume");
 }
 
+/// A machine record with native bf16 (the precision rule itself is tested in `runtime`).
+fn machine() -> runtime::hardware::MachineRecord {
+    let f = runtime::hardware::detect(tch::Device::Cpu);
+    runtime::hardware::MachineRecord {
+        facts: f,
+        measured: runtime::hardware::Measured {
+            fp32_flops: 1e11,
+            fp32_matmul_n: 1024,
+            bf16_flops: 2e11,
+            bf16_matmul_n: 1024,
+            bandwidth_bytes_per_s: 1e10,
+            bandwidth_buffer_bytes: 1 << 20,
+            measure_s: 0.0,
+            measured_at: String::new(),
+        },
+    }
+}
+
 #[test]
 fn bad_configs_name_the_key() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
+        (&["model.dtype=\"fp16\""], "dtype"),
         (&["train.lrr=1e-3"], "lrr"),
         (&["train.lr=fast"], "train.lr"),
         (&["optimizer.lr=1"], "unknown section 'optimizer'"),
@@ -174,7 +198,7 @@ fn bad_configs_name_the_key() {
     for (sets, want) in cases {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         let r = TrainConfig::parse(BASE, "base.toml", &sets)
-            .and_then(|c| c.model_config(65).map(|_| ()));
+            .and_then(|c| c.model_config(65, &machine()).map(|_| ()));
         let e = format!("{:#}", r.unwrap_err());
         assert!(e.contains(want), "{sets:?}: {e}");
     }

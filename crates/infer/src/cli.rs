@@ -3,13 +3,14 @@
 //! and the memory planner.
 use crate::generation::{check_prompt, generate, GenOptions};
 use crate::report::{Report, Settings};
-use crate::runtime::{device_name, parse_device};
 use crate::sampling::Sampler;
 use crate::source::{self, SourceSpec};
 use crate::stream::Utf8Stream;
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Parser, ValueEnum};
-use model::{Attention, DType};
+use model::Attention;
+use runtime::device::{device_name, parse_device};
+use runtime::{DType, Precision};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::Device;
@@ -59,9 +60,9 @@ pub struct Args {
     /// Attention kernel: naive (explicit masked softmax) or sdpa (scaled_dot_product_attention).
     #[arg(long, value_name = "naive|sdpa", default_value = "sdpa")]
     pub attention: Attention,
-    /// Precision of weights, cache and matmuls: fp32 (exact; matches the references) or bf16 (faster on AMX CPUs and GPUs).
-    #[arg(long, value_name = "fp32|bf16", default_value = "fp32")]
-    pub dtype: DType,
+    /// Precision of weights, cache and matmuls: auto (bf16 where this machine runs it natively — CUDA sm80+, AMX/AVX512-BF16 CPUs, measured once and cached — else fp32), fp32 (exact; matches the references) or bf16 (slow where it is emulated: a warning says how slow).
+    #[arg(long, value_name = "auto|fp32|bf16", default_value = "auto")]
+    pub dtype: Precision,
     /// Intra-op CPU threads (0 = libtorch's default, all cores).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
@@ -134,14 +135,22 @@ pub fn find_checkpoint(runs: &Path) -> Option<PathBuf> {
 }
 
 impl Args {
-    pub fn spec(&self, device: Device) -> SourceSpec {
+    /// The compute dtype: `--dtype` resolved on this machine's measured facts (logged).
+    pub fn resolve_dtype(&self, device: Device) -> Result<DType> {
+        Ok(match self.dtype {
+            Precision::Fp32 => DType::Fp32,
+            p => p.resolve_logged(&runtime::hardware::machine(device)?),
+        })
+    }
+
+    pub fn spec(&self, device: Device, dtype: DType) -> SourceSpec {
         SourceSpec {
             model: self.model.clone(),
             checkpoint: self.checkpoint.clone(),
             preset: self.preset.clone(),
             gqa: self.gqa,
             attention: self.attention,
-            dtype: self.dtype,
+            dtype,
             device,
             seed: self.seed,
         }
@@ -164,7 +173,7 @@ fn plan(args: &Args, spec: &SourceSpec) -> Result<()> {
         );
     }
     let (cfg, _) = source::resolve(spec)?;
-    let plan = crate::planner::plan(&cfg, args.dtype.bytes(), args.memory_gb);
+    let plan = crate::planner::plan(&cfg, spec.dtype.bytes(), args.memory_gb);
     let text = match args.format {
         Format::Text => plan.text(),
         Format::Json => serde_json::to_string(&plan)? + "\n",
@@ -179,7 +188,7 @@ pub fn run(args: &Args) -> Result<()> {
     if args.threads > 0 {
         tch::set_num_threads(args.threads as i32);
     }
-    let spec = args.spec(device);
+    let spec = args.spec(device, args.resolve_dtype(device)?);
     if args.plan {
         return plan(args, &spec);
     }

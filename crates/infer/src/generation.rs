@@ -4,8 +4,8 @@
 //! Transformer Inference") or, the ablation baseline, re-running the whole context.
 use crate::sampling::Sampler;
 use anyhow::{bail, Result};
-use data::Rng;
 use model::{Gpt, KvCache};
+use runtime::Rng;
 use serde::Serialize;
 use std::time::Instant;
 use tch::{Device, Tensor};

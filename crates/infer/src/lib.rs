@@ -13,7 +13,6 @@ pub mod cli;
 pub mod generation;
 pub mod planner;
 pub mod report;
-pub mod runtime;
 pub mod sampling;
 pub mod source;
 pub mod stream;

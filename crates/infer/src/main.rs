@@ -3,11 +3,6 @@
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    runtime::logging::init_with_default("warn");
     infer::cli::run(&infer::cli::Args::parse())
 }

@@ -67,7 +67,7 @@ impl Report {
             decode_steps: gen.decode_steps,
             kv_cache_bytes: gen.kv_cache_bytes,
             kv_cache_capacity_bytes: gen.kv_cache_capacity_bytes,
-            peak_rss_bytes: crate::runtime::peak_rss_bytes(),
+            peak_rss_bytes: runtime::mem::peak_rss_bytes(),
             settings,
         }
     }

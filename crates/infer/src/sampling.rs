@@ -5,7 +5,7 @@
 //! lookup on the host with the caller's own seeded [`Rng`], not libtorch's global generator,
 //! so a seed reproduces the same sample whatever other threads do and on any device.
 use anyhow::{bail, Result};
-use data::Rng;
+use runtime::Rng;
 use tch::{Device, Kind, Tensor};
 
 /// How to pick the next token. `temperature == 0` is greedy (argmax); the filters apply in

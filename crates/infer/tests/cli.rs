@@ -31,7 +31,7 @@ fn json(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn json_output_has_the_documented_keys() {
-    let v = json(&w("--preset gpt2_tiny --prompt-ids 1,2,3 --max-new-tokens 5 --kv-cache --gqa 2 --threads 1 --format json"));
+    let v = json(&w("--preset gpt2_tiny --prompt-ids 1,2,3 --max-new-tokens 5 --kv-cache --gqa 2 --threads 1 --dtype fp32 --format json"));
     for k in [
         "ids",
         "text",
@@ -87,6 +87,30 @@ fn batch_and_bf16_and_no_cache_run() {
 }
 
 #[test]
+fn dtype_auto_is_resolved_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_infer"))
+        .args(w(
+            "--preset gpt2_tiny --prompt-ids 1 --max-new-tokens 2 --format json",
+        ))
+        .current_dir(dir.path())
+        .env("LADDER_MACHINE_FILE", dir.path().join("machine.json"))
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dtype = v["settings"]["dtype"].as_str().unwrap();
+    assert!(err.contains(&format!("dtype auto → {dtype}")), "{err}");
+    // The measurement was recorded with the facts that key it.
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("machine.json")).unwrap())
+            .unwrap();
+    assert!(rec.to_string().contains("cpu_flags"), "{rec}");
+}
+
+#[test]
 fn text_mode_streams_and_reports_on_stderr() {
     let (ok, out, err) = infer(&w(
         "--preset gpt2_tiny --prompt-ids 7 --temperature 0 --max-new-tokens 3 --kv-cache",
@@ -107,7 +131,7 @@ fn text_mode_streams_and_reports_on_stderr() {
 
 #[test]
 fn stories260k_from_bos_matches_the_reference() {
-    let Some(dir) = model::resources::shared_resource("models/stories260K").unwrap() else {
+    let Some(dir) = runtime::resources::shared_resource("models/stories260K").unwrap() else {
         return;
     };
     let d = dir.display().to_string();
@@ -121,6 +145,8 @@ fn stories260k_from_bos_matches_the_reference() {
         "--max-new-tokens",
         "60",
         "--kv-cache",
+        "--dtype",
+        "fp32",
         "--format",
         "json",
     ]);
@@ -226,7 +252,9 @@ fn plan_prints_the_gqa_saving() {
         out.contains("36864") && out.contains("12288") && out.contains("<- chosen"),
         "{out}"
     );
-    let v = json(&w("--plan --memory-gb 8 --gqa 4 --format json"));
+    let v = json(&w(
+        "--plan --memory-gb 8 --gqa 4 --dtype fp32 --format json",
+    ));
     let rows = v["rows"].as_array().unwrap();
     let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["MHA", "GQA", "MQA"]);

@@ -3,8 +3,9 @@
 //! references (stories260K's `greedy_60` from BOS, gpt2-tiny's `greedy_20`).
 use infer::source::{self, Source, SourceSpec};
 use infer::{generate, GenOptions, Sampler};
-use model::resources::shared_resource;
-use model::{Attention, DType};
+use model::Attention;
+use runtime::resources::shared_resource;
+use runtime::DType;
 use tch::{Kind, Tensor};
 
 fn spec(preset: &str, gqa: Option<usize>, attention: Attention) -> SourceSpec {

@@ -3,6 +3,7 @@
 //! GPT-2: Radford et al. 2019 (and nanoGPT's `GPTConfig`); Llama 3: Meta 2024
 //! (RoPE θ = 500000, RMSNorm, SwiGLU, GQA). Each categorical choice is an enum and
 //! each toggle is independent of the others, so any point on the ladder is a config.
+use runtime::DType;
 use serde::{Deserialize, Serialize};
 
 /// Position information: learned absolute embeddings (GPT-2) or rotary (RoPE, Su et al. 2021).
@@ -35,41 +36,6 @@ pub enum Mlp {
 pub enum Attention {
     Naive,
     Sdpa,
-}
-
-/// Compute precision. Weights stay fp32 ("master weights") during training; with `Bf16`
-/// matmuls and attention run in bf16 while norms, softmax (naive path) and the loss stay f32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DType {
-    Fp32,
-    Bf16,
-}
-
-impl DType {
-    pub fn kind(self) -> tch::Kind {
-        match self {
-            DType::Fp32 => tch::Kind::Float,
-            DType::Bf16 => tch::Kind::BFloat16,
-        }
-    }
-    pub fn bytes(self) -> usize {
-        match self {
-            DType::Fp32 => 4,
-            DType::Bf16 => 2,
-        }
-    }
-}
-
-impl std::str::FromStr for DType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "fp32" | "f32" | "float32" => Ok(DType::Fp32),
-            "bf16" | "bfloat16" => Ok(DType::Bf16),
-            _ => Err(format!("unknown dtype '{s}' (expected fp32 or bf16)")),
-        }
-    }
 }
 
 impl std::str::FromStr for Attention {

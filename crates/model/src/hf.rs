@@ -6,8 +6,9 @@
 //! `attn.masked_bias` (skipped) and a head tied to `wte`. Llama stores separate
 //! `q/k/v_proj` (fused here into `c_attn`, in that order), `gate/up/down_proj`,
 //! `input_layernorm`, `post_attention_layernorm`, `model.norm` and an optional `lm_head`.
-use crate::config::{Attention, DType, Mlp, ModelConfig, Norm, PosEmb};
+use crate::config::{Attention, Mlp, ModelConfig, Norm, PosEmb};
 use anyhow::{bail, Context, Result};
+use runtime::DType;
 use serde_json::{json, Value};
 use tch::Tensor;
 

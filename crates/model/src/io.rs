@@ -9,6 +9,7 @@ use crate::config::ModelConfig;
 use crate::gpt::Gpt;
 use crate::hf::{self, HfArch};
 use anyhow::{bail, Context, Result};
+use runtime::fsio::write_atomic;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::{nn, Device, Tensor};
@@ -160,18 +161,6 @@ fn copy_hf(
         Ok(())
     })?;
     extra_error(file)
-}
-
-/// Write `bytes` to `path` through a temporary file in the same folder, then rename.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let name = path
-        .file_name()
-        .context("path has no file name")?
-        .to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    write(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {

@@ -10,10 +10,9 @@ pub mod gpt;
 pub mod hf;
 pub mod io;
 pub mod layers;
-pub mod resources;
 pub mod rope;
 
 pub use cache::KvCache;
-pub use config::{Attention, ConfigError, DType, Mlp, ModelConfig, Norm, PosEmb};
+pub use config::{Attention, ConfigError, Mlp, ModelConfig, Norm, PosEmb};
 pub use gpt::Gpt;
 pub use io::{load, load_as, read_config, save_hf, save_native, Layout, Loaded};

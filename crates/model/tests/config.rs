@@ -1,7 +1,8 @@
 //! Presets, validation, accounting and mixed precision.
 mod common;
 use model::accounting::{kv_cache_bytes_per_token, param_count, train_flops_per_token};
-use model::{DType, Gpt, ModelConfig};
+use model::{Gpt, ModelConfig};
+use runtime::DType;
 use tch::{nn, Device, Kind};
 
 #[test]

@@ -2,8 +2,8 @@
 //! HF transformers' GPT-2 (`gpt2-tiny`) and llama2.c / HF Llama (`stories260K`).
 mod common;
 use common::{greedy_cached, greedy_full};
-use model::resources::shared_resource;
 use model::{io, Attention};
+use runtime::resources::shared_resource;
 use serde_json::Value;
 use tch::{Device, Tensor};
 

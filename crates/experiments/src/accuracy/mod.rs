@@ -140,7 +140,7 @@ struct CurveRow {
 
 /// Entry point of an accuracy binary.
 pub fn main(rung: Rung) -> Result<()> {
-    crate::sys::init_logging();
+    runtime::logging::init();
     let args = AccuracyArgs::parse();
     anyhow::ensure!(args.seeds >= 1, "--seeds must be at least 1");
     let base = TrainConfig::load(&args.config, &args.sets)?;
@@ -160,8 +160,8 @@ pub fn main(rung: Rung) -> Result<()> {
         sample: String::new(),
         overrides: rung_sets,
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        git_rev: crate::sys::git_rev(),
-        timestamp: crate::sys::timestamp_utc(),
+        git_rev: runtime::facts::git_rev(),
+        timestamp: runtime::facts::timestamp_utc(),
         machine: crate::sys::cpu_name(),
     };
     let path = args.out.join("rungs").join(format!("{}.json", rung.name()));
@@ -234,7 +234,7 @@ pub fn main(rung: Rung) -> Result<()> {
     }
     rec.tokens_per_sec /= rec.seeds.len().max(1) as f64; // mean over seeds
     std::fs::create_dir_all(path.parent().unwrap_or(&args.out))?;
-    model::io::write_atomic(&path, |tmp| {
+    runtime::fsio::write_atomic(&path, |tmp| {
         Ok(std::fs::write(
             tmp,
             serde_json::to_string_pretty(&rec)? + "\n",

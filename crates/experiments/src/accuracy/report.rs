@@ -122,7 +122,7 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
     );
     let rows: Vec<SummaryRow> = recs.iter().map(summary_row).collect();
     let path = out.join("summary.csv");
-    model::io::write_atomic(&path, |tmp| {
+    runtime::fsio::write_atomic(&path, |tmp| {
         let mut w = csv::Writer::from_path(tmp)?;
         for r in &rows {
             w.serialize(r)?;
@@ -211,7 +211,7 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
     s.push_str(
         "What each rung changes and what it means: [docs/accuracy.md](../../docs/accuracy.md).\n",
     );
-    model::io::write_atomic(&out.join("README.md"), |tmp| Ok(std::fs::write(tmp, &s)?))?;
+    runtime::fsio::write_atomic(&out.join("README.md"), |tmp| Ok(std::fs::write(tmp, &s)?))?;
     let doc = Path::new("docs/accuracy.md");
     if doc.exists() {
         crate::docs::replace_generated(

@@ -17,7 +17,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    experiments::sys::init_logging();
+    runtime::logging::init();
     let args = Args::parse();
     let text = experiments::accuracy::report::write(&args.out, &args.command)?;
     println!("{text}");

@@ -68,7 +68,7 @@ fn main() -> Result<()> {
         "# Parity: Ladder (Rust/tch) vs our PyTorch reference\n\nProduced by `{}` on {} (git {}). Config `experiments/shakespeare_char_cpu.toml` (bf16, SDPA), the same token files; Rust seeds {:?}, PyTorch seeds {:?}. \"Within noise\" means |diff| ≤ 2·sqrt(s²_rust/n_rust + s²_torch/n_torch), the seed-to-seed standard deviations s at that step (a side with a single seed borrows the other side's s).\n\n| step | Rust val loss | PyTorch val loss | diff | within noise |\n|---|---|---|---|---|\n",
         args.command,
         experiments::sys::cpu_name(),
-        experiments::sys::git_rev(),
+        runtime::facts::git_rev(),
         rust.keys().collect::<Vec<_>>(),
         torch.keys().collect::<Vec<_>>()
     );

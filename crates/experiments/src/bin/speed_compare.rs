@@ -23,7 +23,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    experiments::sys::init_logging();
+    runtime::logging::init();
     let args = Args::parse();
     let pt_path = args.dir.join("pytorch.csv");
     let mut rd = csv::Reader::from_path(&pt_path)
@@ -70,7 +70,7 @@ fn main() -> Result<()> {
             r.dtype, r.attention, r.tokens_per_sec, r.tokens_per_sec_min, r.tokens_per_sec_max, py_rate, py_min, py_max, py["torch_version"]
         );
     }
-    model::io::write_atomic(&args.out, |tmp| Ok(std::fs::write(tmp, &s)?))?;
+    runtime::fsio::write_atomic(&args.out, |tmp| Ok(std::fs::write(tmp, &s)?))?;
     println!("{s}");
     Ok(())
 }

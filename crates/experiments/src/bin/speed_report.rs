@@ -17,10 +17,13 @@ struct Args {
     /// How long the whole ladder took (seconds), recorded in the README.
     #[arg(long)]
     wall_s: Option<u64>,
+    /// How much of --wall-s was the build (seconds).
+    #[arg(long)]
+    build_s: Option<u64>,
 }
 
 fn main() -> Result<()> {
-    experiments::sys::init_logging();
+    runtime::logging::init();
     let args = Args::parse();
     let rows = report::summarize(&args.out)?;
     let readme = report::readme(&args.out, &rows, &args.command)?;
@@ -38,7 +41,7 @@ fn main() -> Result<()> {
         experiments::docs::replace_generated(
             readme,
             "speed_summary",
-            &explain::readme_summary(&rows, &args.command, args.wall_s),
+            &explain::readme_summary(&args.out, &rows, &args.command, args.wall_s, args.build_s),
         )?;
     }
     eprintln!(

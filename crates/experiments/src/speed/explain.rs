@@ -21,12 +21,12 @@ pub fn doc_section(out: &Path, rows: &[Row], command: &str) -> String {
         _ => "(not measured)".into(),
     };
     let mut s = String::new();
-    let machine = std::fs::read_to_string(crate::peak::default_path())
+    let machine = std::fs::read_to_string(out.join("machine.json"))
         .ok()
-        .and_then(|t| serde_json::from_str::<crate::peak::Peak>(&t).ok());
+        .and_then(|t| serde_json::from_str::<runtime::hardware::MachineRecord>(&t).ok());
     let _ = writeln!(s, "From `{command}` (git {}, {}); full table in [results/speed](../results/speed/README.md).\n", rows[0].git_rev, rows[0].timestamp);
     if let Some(m) = &machine {
-        let _ = writeln!(s, "- Machine: {}. Measured matmul peak: fp32 {:.0} GFLOP/s, bf16 {:.0} GFLOP/s — a {:.2}× ratio, the ceiling for rung 2.", m.machine, m.fp32_flops / 1e9, m.bf16_flops / 1e9, m.bf16_flops / m.fp32_flops);
+        let _ = writeln!(s, "- Machine: {}; {}.", m.describe(), m.describe_rates());
     }
     let _ = writeln!(
         s,
@@ -43,12 +43,19 @@ pub fn doc_section(out: &Path, rows: &[Row], command: &str) -> String {
         ratio(rate("2_bf16", "prefill"), rate("1_original", "prefill")),
         ratio(rate("2_bf16", "decode"), rate("1_original", "decode"))
     );
-    if let (Some(m), Some(r1)) = (&machine, find(rows, "1_original", "train")) {
+    if let Some(m) = machine.as_ref().filter(|m| !m.native_bf16()) {
+        let _ = writeln!(s, "- Why bf16 is *slower* here: this CPU has no native bf16 matmul (it lacks avx512_bf16 and amx_bf16), so libtorch emulates bf16 through fp32 and its matmuls measured {:.0}× slower than fp32. Rung 2 is measured anyway, on a reduced workload (its rows say so), to show it; `dtype = \"auto\"` picks fp32 on such a machine, and the rungs after it run in fp32.", m.bf16_slowdown());
+    }
+    if let (Some(m), Some(r1)) = (
+        machine.as_ref().filter(|m| m.native_bf16()),
+        find(rows, "1_original", "train"),
+    ) {
+        let (fp32, bf16) = (m.measured.fp32_flops, m.measured.bf16_flops);
         // Amdahl: the share of the fp32 step spent in matmuls at peak is about its MFU; only
         // that share gets faster, by the bf16/fp32 peak ratio.
         let f = r1.mfu.min(1.0);
-        let bound = 1.0 / ((1.0 - f) + f * m.fp32_flops / m.bf16_flops);
-        let _ = writeln!(s, "- Why bf16 training gains less than the matmul peak ratio: the fp32 step runs at {:.0}% MFU, so about {:.0}% of its time is matmul work; if only that part sped up by {:.2}×, the step would gain at most {bound:.2}× (Amdahl). The rest — the cross-entropy over a {}-wide vocabulary in f32, AdamW over fp32 master weights, the casts, norms and element-wise ops — is memory-bound and does not get faster in bf16.", 100.0 * f, 100.0 * f, m.bf16_flops / m.fp32_flops, r1.vocab_size);
+        let bound = 1.0 / ((1.0 - f) + f * fp32 / bf16);
+        let _ = writeln!(s, "- Why bf16 training gains less than the matmul peak ratio: the fp32 step runs at {:.0}% MFU, so about {:.0}% of its time is matmul work; if only that part sped up by {:.2}×, the step would gain at most {bound:.2}× (Amdahl). The rest — the cross-entropy over a {}-wide vocabulary in f32, AdamW over fp32 master weights, the casts, norms and element-wise ops — is memory-bound and does not get faster in bf16.", 100.0 * f, 100.0 * f, bf16 / fp32, r1.vocab_size);
     }
     let _ = writeln!(
         s,
@@ -89,8 +96,18 @@ pub fn doc_section(out: &Path, rows: &[Row], command: &str) -> String {
     s
 }
 
-/// A compact table for the top-level README: tokens/sec per rung and phase.
-pub fn readme_summary(rows: &[Row], command: &str, wall_s: Option<u64>) -> String {
+/// What the README promises for `just speed-ablation` on any 2-core x86 machine (minutes).
+pub const LADDER_MINUTES: f64 = 15.0;
+
+/// A compact table for the top-level README: tokens/sec per rung and phase, and the
+/// recorded wall time against the promise.
+pub fn readme_summary(
+    out: &Path,
+    rows: &[Row],
+    command: &str,
+    wall_s: Option<u64>,
+    build_s: Option<u64>,
+) -> String {
     let mut s = format!(
         "**Speed** (`{command}`, git {}, {}; tokens/sec, median of repeats; details in [results/speed](results/speed/README.md)):\n\n| rung | train | prefill | decode |\n|---|---|---|---|\n",
         rows[0].git_rev, rows[0].timestamp
@@ -114,9 +131,26 @@ pub fn readme_summary(rows: &[Row], command: &str, wall_s: Option<u64>) -> Strin
         );
     }
     if let Some(w) = wall_s {
+        let build = build_s.map_or(String::new(), |b| {
+            format!(
+                " ({:.1} building, {:.1} measuring)",
+                b as f64 / 60.0,
+                w.saturating_sub(b) as f64 / 60.0
+            )
+        });
+        let machine = std::fs::read_to_string(out.join("machine.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<runtime::hardware::MachineRecord>(&t).ok())
+            .map_or(String::new(), |m| format!(" on {}", m.describe()));
+        let promise = LADDER_MINUTES;
+        let verdict = if (w as f64) <= promise * 60.0 {
+            format!("within the {promise:.0}-minute promise")
+        } else {
+            format!("**over** the {promise:.0}-minute promise")
+        };
         let _ = writeln!(
             s,
-            "\nThe whole ladder took {:.1} minutes on this machine (build included).",
+            "\nThe whole ladder took {:.1} minutes{build}{machine} — {verdict}.",
             w as f64 / 60.0
         );
     }

@@ -1,13 +1,14 @@
 //! Timing of the three phases on synthetic token ids: warm-up excluded, median of repeats.
+use super::budget::{Budget, Timed};
 use super::report::Row;
 use super::{Rung, SpeedArgs};
-use crate::peak::Peak;
-use crate::sys;
 use anyhow::Result;
 use model::accounting::{
     forward_flops_per_token, kv_cache_bytes_per_token, prefill_flops, train_flops_per_token,
 };
 use model::{Gpt, KvCache, ModelConfig};
+use runtime::device::sync;
+use runtime::hardware::MachineRecord;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -37,31 +38,18 @@ impl Stats {
     }
 }
 
-fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
-}
-
-/// Time `f` `warmup + repeats` times; return the measured durations in seconds.
-fn time_repeats(
-    warmup: usize,
-    repeats: usize,
+/// Time `f` within `budget` (each run synchronised); the measured durations in seconds.
+fn time_budgeted(
+    budget: &Budget,
     device: Device,
     mut f: impl FnMut() -> Result<()>,
-) -> Result<Vec<f64>> {
-    for _ in 0..warmup {
-        f()?;
-    }
-    sync(device);
-    let mut out = Vec::with_capacity(repeats);
-    for _ in 0..repeats {
+) -> Result<Timed> {
+    budget.run(|| {
         let t = Instant::now();
         f()?;
         sync(device);
-        out.push(t.elapsed().as_secs_f64());
-    }
-    Ok(out)
+        Ok(t.elapsed().as_secs_f64())
+    })
 }
 
 /// Greedy decode of `new` tokens after `prompt` (B, P); returns (prefill s, decode s).
@@ -107,13 +95,44 @@ pub fn generate(
     }
 }
 
+/// The workload of one rung's phases. Where the rung's dtype is emulated (bf16 on a CPU
+/// without native bf16, 60–400× slower), it shrinks so the rung still finishes within its
+/// budget: the rows are marked and say what was cut.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub train_batch: usize,
+    pub new_tokens: usize,
+    pub note: String,
+}
+
+impl Workload {
+    pub fn for_rung(args: &SpeedArgs, emulated: bool) -> Workload {
+        if emulated {
+            let new_tokens = args.new_tokens.min(4);
+            Workload {
+                train_batch: 1,
+                new_tokens,
+                note: format!(
+                    "bf16 emulated on this CPU: reduced workload (train batch 1, {new_tokens} new tokens)"
+                ),
+            }
+        } else {
+            Workload {
+                train_batch: args.batch,
+                new_tokens: args.new_tokens,
+                note: String::new(),
+            }
+        }
+    }
+}
+
 pub fn run_rung(
     rung: Rung,
     cfg: &ModelConfig,
     args: &SpeedArgs,
     device: Device,
     threads: usize,
-    peak: &Peak,
+    machine: &MachineRecord,
 ) -> Result<Vec<Row>> {
     let build = || -> Result<(nn::VarStore, Gpt)> {
         tch::manual_seed(args.seed);
@@ -121,7 +140,15 @@ pub fn run_rung(
         let model = Gpt::new(&vs.root(), cfg)?;
         Ok((vs, model))
     };
-    let peak_flops = peak.flops(cfg.dtype.kind());
+    let peak_flops = machine.flops(cfg.dtype.kind());
+    let emulated = cfg.dtype.kind() == Kind::BFloat16 && !machine.native_bf16();
+    let work = Workload::for_rung(args, emulated);
+    let budget = |warmup: usize, repeats: usize| Budget {
+        warmup,
+        repeats,
+        min_repeats: 2,
+        max_seconds: args.max_seconds,
+    };
     let ids = |b: usize, t: usize| {
         Tensor::randint(
             cfg.vocab_size as i64,
@@ -134,11 +161,11 @@ pub fn run_rung(
                    batch: usize,
                    seq: usize,
                    new: usize,
-                   secs: &[f64],
+                   timed: &Timed,
                    tokens: usize,
                    flops_per_token: f64,
                    kv_bytes: usize| {
-        let rates: Vec<f64> = secs.iter().map(|s| tokens as f64 / s).collect();
+        let rates: Vec<f64> = timed.secs.iter().map(|s| tokens as f64 / s).collect();
         let st = Stats::of(&rates);
         let steps = if new > 0 { new } else { 1 };
         rows.push(Row {
@@ -158,11 +185,15 @@ pub fn run_rung(
             ms_per_step: 1e3 * tokens as f64 / st.median / steps as f64,
             mfu: flops_per_token * st.median / peak_flops,
             kv_cache_bytes: kv_bytes,
-            peak_rss_bytes: sys::peak_rss_bytes(),
+            peak_rss_bytes: runtime::mem::peak_rss_bytes().unwrap_or(0),
             threads,
-            device: sys::device_name(device),
-            git_rev: sys::git_rev(),
-            timestamp: sys::timestamp_utc(),
+            device: runtime::device::device_name(device),
+            git_rev: runtime::facts::git_rev(),
+            timestamp: runtime::facts::timestamp_utc(),
+            repeats: timed.secs.len(),
+            phase_s: timed.spent,
+            budget_hit: timed.budget_hit,
+            note: work.note.clone(),
         });
     };
     let phases = |p: &str| args.phases.iter().any(|x| x == p);
@@ -176,7 +207,7 @@ pub fn run_rung(
             v.set_data(&v.to_kind(cfg.dtype.kind()));
         }
     }
-    let (b, p, new) = (args.infer_batch, args.prompt_len, args.new_tokens);
+    let (b, p, new) = (args.infer_batch, args.prompt_len, work.new_tokens);
     let mut cache = rung
         .kv_cache()
         .then(|| KvCache::new(cfg, b, p + new, device));
@@ -191,7 +222,7 @@ pub fn run_rung(
     };
     if phases("prefill") {
         let prompt = ids(b, p);
-        let secs = time_repeats(args.warmup, args.repeats, device, || {
+        let timed = time_budgeted(&budget(args.warmup, args.repeats), device, || {
             if let Some(c) = cache.as_mut() {
                 c.reset();
             }
@@ -204,7 +235,7 @@ pub fn run_rung(
             b,
             p,
             0,
-            &secs,
+            &timed,
             b * p,
             prefill_flops(cfg, b, p) / (b * p) as f64,
             bytes,
@@ -212,13 +243,11 @@ pub fn run_rung(
     }
     if phases("decode") {
         let prompt = ids(b, p);
-        let mut secs = Vec::new();
-        for i in 0..(1 + args.decode_repeats) {
+        // One warm-up generation, then `decode_repeats` measured ones (within the budget).
+        let timed = budget(1, args.decode_repeats).run(|| {
             let (_, d) = generate(&model, &prompt, new, cache.as_mut(), device)?;
-            if i > 0 {
-                secs.push(d); // the first run is the warm-up
-            }
-        }
+            Ok(d)
+        })?;
         let bytes = kv_bytes(p + new);
         if let Some(c) = &cache {
             debug_assert_eq!(c.bytes(), bytes);
@@ -228,7 +257,7 @@ pub fn run_rung(
             b,
             p,
             new,
-            &secs,
+            &timed,
             b * new,
             forward_flops_per_token(cfg, p + new / 2),
             bytes,
@@ -247,7 +276,7 @@ pub fn run_rung(
                 eps: 1e-8,
             },
         );
-        let (b, t) = (args.batch, args.seq_len);
+        let (b, t) = (work.train_batch, args.seq_len);
         let mut step = || -> Result<()> {
             let x = ids(b, t);
             let y = ids(b, t);
@@ -257,13 +286,13 @@ pub fn run_rung(
             opt.zero_grad();
             Ok(())
         };
-        let secs = time_repeats(args.warmup, args.repeats, device, &mut step)?;
+        let timed = time_budgeted(&budget(args.warmup, args.repeats), device, &mut step)?;
         row(
             "train",
             b,
             t,
             0,
-            &secs,
+            &timed,
             b * t,
             train_flops_per_token(cfg, t),
             0,

@@ -4,17 +4,18 @@
 //! (`speed_1_original` … `speed_5_gqa`); all share this harness, which measures training
 //! (forward + backward + AdamW), prefill and decode throughput on synthetic token ids and
 //! appends one CSV row per phase to `results/speed/rungs/<rung>.csv`.
+pub mod budget;
 pub mod explain;
 mod measure;
 pub mod report;
 
-use crate::{peak, sys};
 use anyhow::{Context, Result};
 use clap::Parser;
-use model::{Attention, DType, ModelConfig};
+use model::{Attention, ModelConfig};
+use runtime::{DType, Precision};
 use std::path::{Path, PathBuf};
 
-pub use measure::Stats;
+pub use measure::{Stats, Workload};
 
 /// One rung of the ladder: what it turns on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +62,14 @@ impl Rung {
         }
     }
 
-    pub fn dtype(self) -> DType {
+    /// The precision this rung asks for: rung 1 is fp32 and rung 2 is bf16 by definition
+    /// (on a CPU that emulates bf16 it is measured anyway, on a reduced workload, to show
+    /// the truth); the rungs after it run in the machine's fast precision.
+    pub fn precision(self) -> Precision {
         match self {
-            Rung::Original | Rung::OriginalUnpadded => DType::Fp32,
-            _ => DType::Bf16,
+            Rung::Original | Rung::OriginalUnpadded => Precision::Fp32,
+            Rung::Bf16 => Precision::Bf16,
+            _ => Precision::Auto,
         }
     }
 
@@ -79,10 +84,11 @@ impl Rung {
         matches!(self, Rung::KvCache | Rung::Gqa)
     }
 
-    /// The model config of this rung, from the base preset.
-    pub fn config(self, base: &ModelConfig, gqa: usize) -> ModelConfig {
+    /// The model config of this rung, from the base preset, in the compute dtype `dtype`
+    /// (this rung's [`Rung::precision`] resolved on the machine).
+    pub fn config(self, base: &ModelConfig, gqa: usize, dtype: DType) -> ModelConfig {
         let mut cfg = base.clone();
-        cfg.dtype = self.dtype();
+        cfg.dtype = dtype;
         cfg.attention = self.attention();
         cfg.dropout = 0.0;
         if self == Rung::OriginalUnpadded {
@@ -132,6 +138,11 @@ pub struct SpeedArgs {
     /// Measured repetitions of the (slow) decode phase.
     #[arg(long, default_value_t = 3)]
     pub decode_repeats: usize,
+    /// Time budget of each phase, warm-up included, in seconds: after at least 2 measured
+    /// repeats a phase stops when one more would overrun it (so the ladder takes bounded
+    /// time on any machine; the rows record how many repeats ran).
+    #[arg(long, default_value_t = 30.0)]
+    pub max_seconds: f64,
     /// Phases to run (comma-separated: train, prefill, decode).
     #[arg(long, default_value = "train,prefill,decode", value_delimiter = ',')]
     pub phases: Vec<String>,
@@ -141,7 +152,7 @@ pub struct SpeedArgs {
     /// cpu, cuda or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Output folder: rows go to <out>/rungs/<rung>.csv (the peak matmul rate to results/machine.json).
+    /// Output folder: rows go to <out>/rungs/<rung>.csv, the machine's measured facts to <out>/machine.json.
     #[arg(long, default_value = "results/speed")]
     pub out: PathBuf,
     /// Random seed for weights and token ids.
@@ -151,10 +162,10 @@ pub struct SpeedArgs {
 
 /// Entry point of a speed binary: run `rungs` with the command-line options.
 pub fn main(rungs: &[Rung]) -> Result<()> {
-    sys::init_logging();
+    runtime::logging::init();
     let args = SpeedArgs::parse();
-    let device = sys::parse_device(&args.device)?;
-    let threads = sys::set_threads(args.threads);
+    let device = runtime::device::parse_device(&args.device)?;
+    let threads = runtime::device::set_threads(args.threads);
     let base = ModelConfig::preset(&args.preset).context("--preset")?;
     for p in &args.phases {
         if !["train", "prefill", "decode"].contains(&p.as_str()) {
@@ -183,9 +194,15 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
             base.block_size
         );
     }
-    let peak = peak::peak(&peak::default_path(), device)?;
+    anyhow::ensure!(
+        args.max_seconds.is_finite() && args.max_seconds > 0.0,
+        "--max-seconds {}: expected a positive number of seconds",
+        args.max_seconds
+    );
+    let machine = runtime::hardware::machine(device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    runtime::hardware::write_record(&args.out.join("machine.json"), &machine)?;
     let shape = serde_json::json!({"preset": args.preset, "model": base, "batch": args.batch, "seq_len": args.seq_len});
     std::fs::write(
         args.out.join("config.json"),
@@ -194,7 +211,13 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
     // A child process measures one phase of one rung (see `measure_in_children`).
     let child = std::env::var("LADDER_SPEED_CHILD").ok();
     for &rung in rungs {
-        let cfg = rung.config(&base, args.gqa);
+        // The parent logs the choice (and any emulated-bf16 warning) once per rung.
+        let dtype = if child.is_some() {
+            rung.precision().resolve(&machine).dtype
+        } else {
+            rung.precision().resolve_logged(&machine)
+        };
+        let cfg = rung.config(&base, args.gqa, dtype);
         cfg.validate()?;
         if let Some(spec) = &child {
             let (name, phase, rows_out) = parse_child(spec)?;
@@ -205,7 +228,7 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
                 phases: vec![phase],
                 ..args.clone()
             };
-            let rows = measure::run_rung(rung, &cfg, &one, device, threads, &peak)?;
+            let rows = measure::run_rung(rung, &cfg, &one, device, threads, &machine)?;
             report::write_rows(Path::new(&rows_out), &rows)?;
             continue;
         }

@@ -30,6 +30,18 @@ pub struct Row {
     pub device: String,
     pub git_rev: String,
     pub timestamp: String,
+    /// Measured runs made (the time budget may stop a phase before `--repeats`).
+    #[serde(default)]
+    pub repeats: usize,
+    /// Seconds the phase took, warm-up included.
+    #[serde(default)]
+    pub phase_s: f64,
+    /// True when the time budget, not `--repeats`, ended the phase.
+    #[serde(default)]
+    pub budget_hit: bool,
+    /// What differs from the rung's standard workload, and why (empty: nothing).
+    #[serde(default)]
+    pub note: String,
 }
 
 /// Write `rows` to `path` (replacing it), through a temporary file.
@@ -37,7 +49,7 @@ pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    model::io::write_atomic(path, |tmp| {
+    runtime::fsio::write_atomic(path, |tmp| {
         let mut w = csv::Writer::from_path(tmp)?;
         for r in rows {
             w.serialize(r)?;
@@ -71,6 +83,19 @@ fn previous(rung: &str) -> Option<&'static str> {
     }
 }
 
+/// The row a rung's `phase` row is compared against: its previous rung's, or — when that
+/// one ran another dtype or a reduced workload (emulated bf16) — the nearest earlier rung
+/// with the same dtype and the standard workload, so a ratio changes one thing only.
+pub(crate) fn comparable_previous<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
+    let mut rung = previous(&r.rung)?;
+    loop {
+        match find(rows, rung, &r.phase) {
+            Some(o) if o.dtype == r.dtype && o.note.is_empty() => return Some(o),
+            _ => rung = previous(rung)?,
+        }
+    }
+}
+
 /// A target of the ladder and whether the measurements meet it.
 pub struct Target {
     pub what: String,
@@ -97,10 +122,13 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
         rate("1_original", "train"),
         1.8,
     );
+    let flash = find(rows, "3_flash", "train");
     ratio(
         "SDPA training ≥ 1.2× naive",
-        rate("3_flash", "train"),
-        rate("2_bf16", "train"),
+        flash.map(|r| r.tokens_per_sec),
+        flash
+            .and_then(|r| comparable_previous(rows, r))
+            .map(|r| r.tokens_per_sec),
         1.2,
     );
     ratio(
@@ -166,26 +194,53 @@ pub fn table(rows: &[Row]) -> String {
     );
     for phase in ["train", "prefill", "decode"] {
         for r in rows.iter().filter(|r| r.phase == phase) {
-            let vs = |other: Option<&str>| {
-                other
-                    .and_then(|o| find(rows, o, phase))
-                    .map_or("–".to_string(), |o| {
-                        format!("{:.2}×", r.tokens_per_sec / o.tokens_per_sec)
-                    })
+            let ratio = |o: Option<&Row>| {
+                o.map_or("–".to_string(), |o| {
+                    let same =
+                        previous(&r.rung).is_some_and(|p| p == o.rung) || o.rung == "1_original";
+                    let x = format!("{:.2}×", r.tokens_per_sec / o.tokens_per_sec);
+                    if same {
+                        x
+                    } else {
+                        format!("{x} (vs {})", o.rung)
+                    }
+                })
             };
             let orig = if r.rung == "1_original" {
                 "1.00×".into()
             } else {
-                vs(Some("1_original"))
+                ratio(find(rows, "1_original", phase))
             };
+            let mark = if r.note.is_empty() { "" } else { " †" };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.0} ({:.0}–{:.0}) | {} | {} | {:.1} | {:.1}% | {} | {} |",
+                "| {}{mark} | {} | {} | {} | {} | {} | {:.0} ({:.0}–{:.0}) | {} | {} | {:.1} | {:.1}% | {} | {} |",
                 r.rung, r.phase, r.dtype, r.attention, if r.kv_cache { "yes" } else { "no" }, r.n_kv_heads,
-                r.tokens_per_sec, r.tokens_per_sec_min, r.tokens_per_sec_max, vs(previous(&r.rung)), orig,
+                r.tokens_per_sec, r.tokens_per_sec_min, r.tokens_per_sec_max, ratio(comparable_previous(rows, r)), orig,
                 r.ms_per_step, 100.0 * r.mfu, human_bytes(r.kv_cache_bytes as f64), human_bytes(r.peak_rss_bytes as f64)
             );
         }
+    }
+    let mut notes: Vec<&str> = rows
+        .iter()
+        .map(|r| r.note.as_str())
+        .filter(|n| !n.is_empty())
+        .collect();
+    notes.dedup();
+    for n in notes {
+        let _ = writeln!(s, "\n† {n}: its tokens/sec compare only roughly with the other rows; the rungs after it are compared with the nearest earlier rung in their own dtype.");
+    }
+    let cut: Vec<String> = rows
+        .iter()
+        .filter(|r| r.budget_hit)
+        .map(|r| format!("{} {} ({} repeats)", r.rung, r.phase, r.repeats))
+        .collect();
+    if !cut.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nStopped by the time budget (`--max-seconds`) after fewer repeats than asked: {}.",
+            cut.join(", ")
+        );
     }
     s
 }
@@ -233,9 +288,9 @@ pub fn summarize(out: &Path) -> Result<Vec<Row>> {
 
 /// Write `out/README.md`: what was run, on what, the table, the targets; returns its text.
 pub fn readme(out: &Path, rows: &[Row], command: &str) -> Result<String> {
-    let machine = std::fs::read_to_string(crate::peak::default_path())
+    let machine = std::fs::read_to_string(out.join("machine.json"))
         .ok()
-        .and_then(|t| serde_json::from_str::<crate::peak::Peak>(&t).ok());
+        .and_then(|t| serde_json::from_str::<runtime::hardware::MachineRecord>(&t).ok());
     let mut s = String::from("# Speed ladder results\n\nProduced by the code, not typed in: ");
     let _ = writeln!(
         s,
@@ -245,8 +300,9 @@ pub fn readme(out: &Path, rows: &[Row], command: &str) -> Result<String> {
     if let Some(m) = &machine {
         let _ = writeln!(
             s,
-            "Machine: {} — device `{}`, {} threads; measured peak matmul (n = {}): fp32 {:.0} GFLOP/s, bf16 {:.0} GFLOP/s (MFU is relative to these).\n",
-            m.machine, m.device, m.threads, m.matmul_n, m.fp32_flops / 1e9, m.bf16_flops / 1e9
+            "Machine: {}; {} (MFU is relative to these peaks; [machine.json](machine.json) has every fact).\n",
+            m.describe(),
+            m.describe_rates()
         );
     }
     let r0 = &rows[0];
@@ -268,6 +324,6 @@ pub fn readme(out: &Path, rows: &[Row], command: &str) -> Result<String> {
         s.push_str("\n## Beside PyTorch eager\n\n");
         s.push_str(&text);
     }
-    model::io::write_atomic(&out.join("README.md"), |tmp| Ok(std::fs::write(tmp, &s)?))?;
+    runtime::fsio::write_atomic(&out.join("README.md"), |tmp| Ok(std::fs::write(tmp, &s)?))?;
     Ok(s)
 }

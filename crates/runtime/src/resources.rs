@@ -2,17 +2,23 @@
 //! In CI (`CI=true`) a missing resource is an error, elsewhere the caller may skip.
 use std::path::{Path, PathBuf};
 
+/// The workspace root (where the top-level Cargo.toml lives).
+pub fn workspace_root() -> PathBuf {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")); // <root>/crates/runtime
+    crate_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(crate_dir)
+        .to_path_buf()
+}
+
 /// The shared folder (`LADDER_SHARED`, else `<workspace>/../shared`).
 pub fn shared_dir() -> PathBuf {
     match std::env::var_os("LADDER_SHARED") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => {
-            let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")); // <root>/crates/model
-            crate_dir
-                .ancestors()
-                .nth(3)
-                .unwrap_or(crate_dir)
-                .join("shared")
+            let root = workspace_root();
+            root.parent().unwrap_or(&root).join("shared")
         }
     }
 }

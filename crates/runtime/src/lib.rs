@@ -1,0 +1,21 @@
+//! `runtime`: the small things every other crate of the workspace shares, and nothing else —
+//! the machine's measured facts (`hardware`) and the precision chosen for it (`precision`),
+//! where shared resources live, one atomic file write, device parsing/naming and
+//! synchronisation, peak memory, logging set-up, the seeded RNG, the facts recorded beside
+//! every number (git revision, time) and the concrete compute dtype. It depends on no other
+//! crate of ours: `model`, `data`, `optim`, `infer` and `experiments` all sit above it.
+pub mod device;
+pub mod dtype;
+pub mod facts;
+pub mod fsio;
+pub mod hardware;
+pub mod logging;
+pub mod mem;
+pub mod precision;
+pub mod resources;
+pub mod rng;
+
+pub use dtype::DType;
+pub use hardware::{Facts, MachineRecord, Measured};
+pub use precision::{Precision, Resolved};
+pub use rng::Rng;
