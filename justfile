@@ -90,6 +90,12 @@ train-ddp N CONFIG *ARGS: setup
     trap - EXIT
     exit $status
 
+# What DDP costs here: Gloo loopback all-reduce GB/s and 1x2 vs 2x1 training tokens/sec,
+# then results/ddp/{README.md,allreduce.csv,train.csv} with the cost model (a few minutes).
+ddp-bench *ARGS: setup
+    cargo build --release -p experiments --bin train --bin ddp_bench
+    target/release/ddp_bench {{ARGS}}
+
 # Generate text / measure inference: `just infer --kv-cache --gqa 4` (see `just infer --help`).
 infer *ARGS: setup
     cargo run --release -p infer -- {{ARGS}}

@@ -5,6 +5,7 @@ pub mod chart;
 pub mod checkpoint;
 pub mod config;
 pub mod ddp;
+pub mod ddp_report;
 pub mod docs;
 pub mod metrics;
 pub mod sample;

@@ -84,6 +84,61 @@ fn losses(run: &Path) -> Vec<(usize, f64)> {
         .collect()
 }
 
+/// Runs `cmd` as `world` ranks on loopback; their outputs.
+fn launch(mut cmd: Command, world: usize) -> Vec<Output> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ranks: Vec<_> = (0..world)
+        .map(|r| {
+            cmd.env("RANK", r.to_string())
+                .env("LOCAL_RANK", r.to_string())
+                .env("WORLD_SIZE", world.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", port.to_string())
+                .env("LADDER_DIST_TIMEOUT_S", "60")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    ranks
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_ddp_checkpoint_resumes_with_another_world_size() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let with = |mut c: Command, args: &[&str]| {
+        c.args(args).args(["--set", "train.eval_interval=10"]);
+        c
+    };
+    // 2 ranks stop at step 10 (after its checkpoint); 1 process resumes to 30; 2 ranks
+    // resume that to 40.
+    for o in launch(
+        with(train_cmd(d, &corpus, "run", 4, 1), &["--stop-at", "10"]),
+        2,
+    ) {
+        check("2 ranks to step 10", &o);
+    }
+    let one = with(train_cmd(d, &corpus, "run", 4, 1), &["--resume"])
+        .output()
+        .unwrap();
+    check("1 process resuming to 30", &one);
+    let more = train_cmd(d, &corpus, "run", 4, 1);
+    let more = with(more, &["--resume", "--set", "train.max_iters=40"]);
+    for o in launch(more, 2) {
+        check("2 ranks resuming to 40", &o);
+    }
+    let steps: Vec<usize> = losses(&d.join("run")).iter().map(|r| r.0).collect();
+    assert_eq!(steps, (1..=40).collect::<Vec<_>>());
+}
+
 #[test]
 fn two_rank_ddp_equals_one_process_with_accumulation() {
     let Some(corpus) = corpus() else { return };
@@ -96,28 +151,7 @@ fn two_rank_ddp_equals_one_process_with_accumulation() {
         .unwrap();
     check("the single-process run", &single);
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ranks: Vec<_> = (0..2)
-        .map(|r| {
-            train_cmd(d, &corpus, "ddp", 4, 1)
-                .env("RANK", r.to_string())
-                .env("LOCAL_RANK", r.to_string())
-                .env("WORLD_SIZE", "2")
-                .env("MASTER_ADDR", "127.0.0.1")
-                .env("MASTER_PORT", port.to_string())
-                .env("LADDER_DIST_TIMEOUT_S", "60")
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outs: Vec<Output> = ranks
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outs = launch(train_cmd(d, &corpus, "ddp", 4, 1), 2);
     check("DDP rank 0", &outs[0]);
     check("DDP rank 1", &outs[1]);
     let log0 = String::from_utf8_lossy(&outs[0].stderr);
