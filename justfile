@@ -65,9 +65,9 @@ accuracy-gqa *ARGS: setup
 train CONFIG *ARGS: setup
     cargo run --release -p experiments --bin train -- {{CONFIG}} {{ARGS}}
 
-# Data-parallel training on N local processes (Gloo on 127.0.0.1, the environment torchrun
-# sets, the cores split between them): `just train-ddp 2 experiments/shakespeare_char_cpu.toml`.
-# Same as `torchrun --no-python --nproc-per-node N target/release/train CONFIG` (docs/distributed.md).
+# Gloo on 127.0.0.1 with the environment torchrun sets, the cores split between the ranks; same as
+# `torchrun --no-python --nproc-per-node N target/release/train CONFIG` (docs/distributed.md).
+# Data-parallel training on N local processes: `just train-ddp 2 experiments/shakespeare_char_cpu.toml`.
 train-ddp N CONFIG *ARGS: setup
     #!/usr/bin/env bash
     set -euo pipefail
@@ -90,8 +90,8 @@ train-ddp N CONFIG *ARGS: setup
     trap - EXIT
     exit $status
 
-# What DDP costs here: Gloo loopback all-reduce GB/s and 1x2 vs 2x1 training tokens/sec,
-# then results/ddp/{README.md,allreduce.csv,train.csv} with the cost model (a few minutes).
+# Writes results/ddp/{README.md,allreduce.csv,train.csv} with the cost model (a few minutes).
+# What DDP costs here: Gloo loopback all-reduce GB/s, 1x2 vs 2x1 training tokens/sec.
 ddp-bench *ARGS: setup
     cargo build --release -p experiments --bin train --bin ddp_bench
     target/release/ddp_bench {{ARGS}}

@@ -228,6 +228,25 @@ impl Ddp {
         })
     }
 
+    /// Errors unless every rank has the same `what` (e.g. the resolved config and model:
+    /// `dtype = "auto"` is decided per machine, and ranks must agree on it).
+    pub fn check_same(&self, label: &str, what: &str) -> Result<()> {
+        let Some(pg) = &self.pg else { return Ok(()) };
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        what.hash(&mut h);
+        // 52 bits: exact in an f64, so equal fingerprints average to themselves.
+        let mine = (h.finish() >> 12) as f64;
+        let differs = self.average(&[mine])?[0] != mine;
+        if self.average(&[f64::from(u8::from(differs))])?[0] > 0.0 {
+            bail!(
+                "the {label} differs between ranks (rank {} disagrees with the mean): start every rank with the same config and --set flags, and set model.dtype explicitly rather than \"auto\" on mixed machines",
+                pg.rank()
+            );
+        }
+        Ok(())
+    }
+
     /// Errors unless every rank holds exactly rank 0's parameters (run at the end).
     pub fn check_in_sync(&self, vs: &nn::VarStore) -> Result<()> {
         let Some(pg) = &self.pg else { return Ok(()) };

@@ -168,7 +168,7 @@ rank processes. Without overlap (this implementation all-reduces after the backw
 step costs compute + communication, so the scaling efficiency is compute / (compute + comm); \
 raising the per-rank batch (or `train.grad_accum`: one all-reduce per optimizer step) is the \
 lever. Compute per step below is measured here (1 process × 2 threads, per-rank batch as above); \
-on a GPU it is ~100× shorter, which is why real clusters need fast links.\n\n";
+on a GPU it is far shorter for the same bytes, which is why GPU clusters need fast links.\n\n";
     s += "| model | G (MB) | compute/step (ms) | loopback all-reduce (ms) | N | link | comm/step (ms) | efficiency | tokens/rank/step for 90% |\n";
     s += "|---|---:|---:|---:|---:|---|---:|---:|---:|\n";
     for r in train.iter().filter(|r| r.processes == 1) {

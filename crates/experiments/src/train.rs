@@ -91,6 +91,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     // The machine's measured facts decide `dtype = "auto"` and are the MFU's peak.
     let machine = ddp.main_first(|| runtime::hardware::machine(device))?;
     let mcfg = cfg.model_config(meta.vocab_size, &machine)?;
+    ddp.check_same("config", &format!("{}{mcfg:?}", cfg.to_toml()))?;
     let block = mcfg.block_size;
     let train_file = data::TokenFile::open(&data_dir.join("train.bin"), &meta)?;
     let val_file = data::TokenFile::open(&data_dir.join("val.bin"), &meta)?;

@@ -182,3 +182,35 @@ fn two_rank_ddp_equals_one_process_with_accumulation() {
     assert!(d.join("ddp/ckpt").is_dir());
     assert!(!d.join("ddp/ckpt.tmp").exists());
 }
+
+#[test]
+fn ranks_with_different_configs_fail_clearly() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kids: Vec<_> = [4, 8]
+        .iter()
+        .enumerate()
+        .map(|(r, &batch)| {
+            train_cmd(d, &corpus, "run", batch, 1)
+                .env("RANK", r.to_string())
+                .env("WORLD_SIZE", "2")
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", port.to_string())
+                .env("LADDER_DIST_TIMEOUT_S", "60")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for k in kids {
+        let o = k.wait_with_output().unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("the config differs between ranks"), "{err}");
+    }
+}

@@ -133,6 +133,7 @@ fn train_run(args: &Args, label: &str, preset: Option<&str>, procs: usize) -> Re
         format!("train.batch_size={}", args.batch),
         format!("train.max_iters={}", args.iters),
         format!("train.lr_decay_iters={}", args.iters),
+        "train.warmup_iters=1".into(),
         format!("train.eval_interval={}", args.iters),
         "train.eval_iters=1".into(),
         "train.log_interval=1".into(),
@@ -186,6 +187,11 @@ fn main() -> Result<()> {
         bail!("{CONFIG} not found: run ddp_bench from the repository root");
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     let t0 = Instant::now();
     let mut train = Vec::new();
     for (label, preset) in [
@@ -231,7 +237,7 @@ fn main() -> Result<()> {
     ddp_report::write(
         &args.out,
         &command,
-        load.trim(),
+        &load,
         t0.elapsed().as_secs_f64(),
         &allreduce,
         &train,
