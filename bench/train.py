@@ -139,6 +139,28 @@ def get_lr(it: int, t: dict) -> float:
     return t["min_lr"] + coeff * (t["lr"] - t["min_lr"])
 
 
+def auto_dtype(device: str) -> str:
+    """`dtype = "auto"`, the rule Ladder's `runtime::precision` applies: bf16 where the hardware
+    runs it natively (CUDA compute capability >= 8.0; a CPU whose measured bf16 matmul rate is
+    at least its fp32 one), fp32 otherwise (an AVX2-only CPU emulates bf16, 60x slower)."""
+    if device == "cuda":
+        native = torch.cuda.get_device_capability()[0] >= 8
+    else:
+        def rate(dtype: torch.dtype) -> float:
+            n, best = 512, 0.0
+            a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+            a @ b  # warm-up
+            for _ in range(3):
+                t = time.perf_counter()
+                a @ b
+                best = max(best, 2 * n**3 / (time.perf_counter() - t))
+            return best
+        native = rate(torch.bfloat16) >= rate(torch.float32)
+    choice = "bf16" if native else "fp32"
+    print(f"dtype auto -> {choice} ({'native' if native else 'no native'} bf16 on {device})", file=sys.stderr)
+    return choice
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("config", type=Path)
@@ -161,7 +183,10 @@ def main() -> None:
 
     splits, vocab = load_tokens(data_dir(cfg["data"]), cfg["data"]["tokenizer"])
     try:
-        mcfg = GPTConfig.from_dict({**cfg.get("model", {}), "vocab_size": vocab})
+        model = dict(cfg.get("model", {}))
+        if model.get("dtype", "auto") == "auto":
+            model["dtype"] = auto_dtype(device)
+        mcfg = GPTConfig.from_dict({**model, "vocab_size": vocab})
     except (TypeError, ValueError) as e:
         sys.exit(f"error: {args.config}: [model]: {e}")
     B, T, accum = int(t["batch_size"]), mcfg.block_size, int(t["grad_accum"])

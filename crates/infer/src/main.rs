@@ -2,7 +2,11 @@
 //! (flags: `--help`; the logic lives in `infer::cli`).
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> anyhow::Result<()> {
     runtime::logging::init_with_default("warn");
     infer::cli::run(&infer::cli::Args::parse())
 }

@@ -6,6 +6,7 @@
 //! crate of ours: `model`, `data`, `optim`, `infer` and `experiments` all sit above it.
 pub mod device;
 pub mod dtype;
+pub mod exit;
 pub mod facts;
 pub mod fsio;
 pub mod hardware;

@@ -29,7 +29,11 @@ struct Args {
     out: Option<PathBuf>,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> Result<()> {
     let args = Args::parse();
     let corpus = data::resolve_corpus(args.data.as_deref())?;
     let stem = corpus

@@ -1,4 +1,8 @@
 //! Accuracy ladder rung 5_gqa: see `experiments::accuracy` and docs/accuracy.md.
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> anyhow::Result<()> {
     experiments::accuracy::main(experiments::accuracy::Rung::Gqa)
 }

@@ -16,7 +16,11 @@ struct Args {
     command: String,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> Result<()> {
     runtime::logging::init();
     let args = Args::parse();
     let text = experiments::accuracy::report::write(&args.out, &args.command)?;

@@ -177,7 +177,11 @@ fn train_run(args: &Args, label: &str, preset: Option<&str>, procs: usize) -> Re
     })
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> Result<()> {
     runtime::logging::init();
     let mut args = Args::parse();
     if args.worker {

@@ -51,7 +51,11 @@ fn curves(dir: &Path, prefix: &str) -> Result<BTreeMap<String, BTreeMap<usize, f
     Ok(out)
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> Result<()> {
     let args = Args::parse();
     let rust = curves(&args.rust, "1_original_seed")?;
     let torch = curves(&args.out, "pytorch_seed")?;

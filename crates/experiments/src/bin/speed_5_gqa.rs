@@ -1,6 +1,10 @@
 //! Speed ladder rung 5_gqa: see `experiments::speed` and docs/speed.md.
 use experiments::speed::{self, Rung};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> anyhow::Result<()> {
     speed::main(&[Rung::Gqa])
 }

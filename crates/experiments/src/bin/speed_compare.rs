@@ -22,7 +22,11 @@ struct Args {
     command: String,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> Result<()> {
     runtime::logging::init();
     let args = Args::parse();
     let pt_path = args.dir.join("pytorch.csv");

@@ -20,16 +20,24 @@ struct Args {
     /// How much of --wall-s was the build (seconds).
     #[arg(long)]
     build_s: Option<u64>,
+    /// Write only <out>/README.md etc., not the generated parts of docs/speed.md and README.md
+    /// (for side runs such as results/speed/cuda).
+    #[arg(long)]
+    no_docs: bool,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> Result<()> {
     runtime::logging::init();
     let args = Args::parse();
     let rows = report::summarize(&args.out)?;
     let readme = report::readme(&args.out, &rows, &args.command)?;
     println!("{readme}");
     let doc = std::path::Path::new("docs/speed.md");
-    if doc.exists() {
+    if doc.exists() && !args.no_docs {
         experiments::docs::replace_generated(
             doc,
             "speed_report",
@@ -37,7 +45,7 @@ fn main() -> Result<()> {
         )?;
     }
     let readme = std::path::Path::new("README.md");
-    if readme.exists() {
+    if readme.exists() && !args.no_docs {
         experiments::docs::replace_generated(
             readme,
             "speed_summary",

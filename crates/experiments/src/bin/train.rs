@@ -28,7 +28,11 @@ struct Args {
     quiet: bool,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> Result<()> {
     // Under DDP only rank 0 logs at info level and prints the summary.
     let main_rank = experiments::ddp::is_main_process();
     runtime::logging::init_with_default(if main_rank { "info" } else { "warn" });

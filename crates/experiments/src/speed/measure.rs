@@ -52,49 +52,6 @@ fn time_budgeted(
     })
 }
 
-/// Greedy decode of `new` tokens after `prompt` (B, P); returns (prefill s, decode s).
-pub fn generate(
-    m: &Gpt,
-    prompt: &Tensor,
-    new: usize,
-    cache: Option<&mut KvCache>,
-    device: Device,
-) -> Result<(f64, f64)> {
-    let t0 = Instant::now();
-    let p = prompt.size()[1] as usize;
-    match cache {
-        Some(cache) => {
-            cache.reset();
-            let mut logits = m.forward_last(prompt, 0, Some(cache))?; // (B, V)
-            sync(device);
-            let prefill = t0.elapsed().as_secs_f64();
-            let t1 = Instant::now();
-            for i in 0..new {
-                let next = logits.argmax(-1, true); // (B, 1)
-                logits = m.forward_last(&next, p + i, Some(cache))?;
-            }
-            let _ = logits.argmax(-1, true);
-            sync(device);
-            Ok((prefill, t1.elapsed().as_secs_f64()))
-        }
-        None => {
-            let mut ids = prompt.shallow_clone();
-            let mut logits = m.forward_last(&ids, 0, None)?;
-            sync(device);
-            let prefill = t0.elapsed().as_secs_f64();
-            let t1 = Instant::now();
-            for _ in 0..new {
-                let next = logits.argmax(-1, true); // (B, 1)
-                ids = Tensor::cat(&[&ids, &next], 1); // (B, T + 1): recompute everything
-                logits = m.forward_last(&ids, 0, None)?;
-            }
-            let _ = logits.argmax(-1, true);
-            sync(device);
-            Ok((prefill, t1.elapsed().as_secs_f64()))
-        }
-    }
-}
-
 /// The workload of one rung's phases. Where the rung's dtype is emulated (bf16 on a CPU
 /// without native bf16, 60–400× slower), it shrinks so the rung still finishes within its
 /// budget: the rows are marked and say what was cut.
@@ -242,16 +199,33 @@ pub fn run_rung(
         );
     }
     if phases("decode") {
-        let prompt = ids(b, p);
-        // One warm-up generation, then `decode_repeats` measured ones (within the budget).
+        // The decode loop users run: `infer::generate`, greedy, `new` decode steps after the
+        // prefill (its first token comes from the prefill's logits). One warm-up generation,
+        // then `decode_repeats` measured ones (within the budget).
+        let prompt: Vec<Vec<i64>> = (0..b)
+            .map(|i| {
+                (0..p)
+                    .map(|t| ((i * 7919 + t * 104729) % cfg.vocab_size) as i64)
+                    .collect()
+            })
+            .collect();
+        let opts = infer::GenOptions {
+            max_new_tokens: new + 1,
+            kv_cache: rung.kv_cache(),
+            sampler: infer::Sampler::greedy(),
+            eos: Vec::new(),
+            seed: args.seed as u64,
+        };
         let timed = budget(1, args.decode_repeats).run(|| {
-            let (_, d) = generate(&model, &prompt, new, cache.as_mut(), device)?;
-            Ok(d)
+            let g = infer::generate(&model, &prompt, &opts, |_| {})?;
+            anyhow::ensure!(
+                g.decode_steps == new,
+                "decode ran {} steps, not {new}",
+                g.decode_steps
+            );
+            Ok(g.decode_s)
         })?;
         let bytes = kv_bytes(p + new);
-        if let Some(c) = &cache {
-            debug_assert_eq!(c.bytes(), bytes);
-        }
         row(
             "decode",
             b,

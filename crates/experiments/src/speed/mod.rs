@@ -107,7 +107,7 @@ impl Rung {
     about = "Measure one rung of the speed ladder (training, prefill and decode tokens/sec) and append its rows to CSV."
 )]
 pub struct SpeedArgs {
-    /// Model shape: a preset name (gpt2_speed_cpu is sized for ~10 minutes on 2 CPU cores;
+    /// Model shape: a preset name (gpt2_speed_cpu is sized for 2 CPU cores, within the budget;
     /// gpt2_124m is the real GPT-2 small, for a GPU or a patient CPU).
     #[arg(long, default_value = "gpt2_speed_cpu")]
     pub preset: String,
@@ -164,6 +164,11 @@ pub struct SpeedArgs {
 pub fn main(rungs: &[Rung]) -> Result<()> {
     runtime::logging::init();
     let args = SpeedArgs::parse();
+    anyhow::ensure!(
+        args.max_seconds.is_finite() && args.max_seconds > 0.0,
+        "--max-seconds {}: expected a positive number of seconds",
+        args.max_seconds
+    );
     let device = runtime::device::parse_device(&args.device)?;
     let threads = runtime::device::set_threads(args.threads);
     let base = ModelConfig::preset(&args.preset).context("--preset")?;
@@ -194,11 +199,6 @@ pub fn main(rungs: &[Rung]) -> Result<()> {
             base.block_size
         );
     }
-    anyhow::ensure!(
-        args.max_seconds.is_finite() && args.max_seconds > 0.0,
-        "--max-seconds {}: expected a positive number of seconds",
-        args.max_seconds
-    );
     let machine = runtime::hardware::machine(device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;

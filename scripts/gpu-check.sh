@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The GPU check, in one go (about 8 minutes on one GPU): the full CUDA install, the CUDA
+# paths exercised (infer on the reference checkpoints, compared with CPU), the speed ladder
+# on GPT-2 small's shape on CUDA into results/speed/cuda/ (with the GPU's facts in its
+# machine.json), and the test suite. Refuses, with a clear message, where no GPU is visible.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+  echo "gpu-check: no NVIDIA GPU visible (nvidia-smi missing or failing); run this on a GPU machine" >&2
+  exit 2
+fi
+nvidia-smi -L
+export PATH="$HOME/.cargo/bin:$PWD/.venv/bin:$PATH"
+command -v just >/dev/null 2>&1 || { [ -x .venv/bin/python ] || python3 -m venv .venv; .venv/bin/pip install -q rust-just==1.59.0; }
+scripts/setup-libtorch.sh full
+cargo build --release -p infer -p experiments --bins
+shared="${LADDER_SHARED:-../shared}"
+echo "== infer on CUDA: stories260K greedy ids (fp32) must equal the CPU's"
+cpu=$(target/release/infer --model "$shared/models/stories260K" --prompt-ids 1 --temperature 0 --kv-cache --dtype fp32 --device cpu --format json --max-new-tokens 60)
+gpu=$(target/release/infer --model "$shared/models/stories260K" --prompt-ids 1 --temperature 0 --kv-cache --dtype fp32 --device cuda --format json --max-new-tokens 60)
+python3 - "$cpu" "$gpu" <<'PY'
+import json, sys
+a, b = (json.loads(x)["ids"] for x in sys.argv[1:3])
+same = sum(x == y for x, y in zip(a[0], b[0]))
+print(f"stories260K: {same}/{len(a[0])} greedy ids agree between CPU and CUDA")
+sys.exit(0 if same == len(a[0]) else 1)
+PY
+target/release/infer --kv-cache --gqa 4 --device cuda --dtype auto --max-new-tokens 128 --format json | head -c 600; echo
+echo "== speed ladder on CUDA (gpt2_124m)"
+out=results/speed/cuda
+for rung in 1_original 2_bf16 3_flash 4_kv_cache 5_gqa; do
+  target/release/speed_$rung --device cuda --preset gpt2_124m --batch 8 --seq-len 1024 \
+    --prompt-len 128 --new-tokens 256 --max-seconds 20 --out "$out"
+done
+target/release/speed_report --out "$out" --command "scripts/gpu-check.sh" --no-docs > /dev/null
+echo "== tests"
+CI=true cargo test --workspace --release 2>&1 | tail -30
+echo "gpu-check: done; results in $out/"
