@@ -137,10 +137,13 @@ extern "C" {
 typedef struct Group ladder_dist_group;
 
 // device_kind: 0 = createDeviceForHostname(device_arg), 1 = createDeviceForInterface(device_arg),
-// 2 = createDefaultDevice().
+// 2 = createDefaultDevice(). is_server: whether this process hosts the TCPStore (rank 0,
+// unless torchrun's agent already hosts it). Every key goes under `prefix`.
 ladder_dist_group* ladder_dist_new_gloo(
     const char* master_addr,
     int master_port,
+    int is_server,
+    const char* prefix,
     int rank,
     int world,
     int64_t timeout_ms,
@@ -153,11 +156,12 @@ ladder_dist_group* ladder_dist_new_gloo(
     std::chrono::milliseconds timeout(timeout_ms);
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(master_port);
-    so.isServer = rank == 0;
+    so.isServer = is_server != 0;
     so.numWorkers = world;
     so.waitWorkers = false;
     so.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), so);
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), so);
+    auto store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), tcp);
     rendezvous(*store, rank, world, timeout);
 
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -208,6 +212,19 @@ int ladder_dist_broadcast(ladder_dist_group* g, void* tensor, int root, char** e
 
 int ladder_dist_barrier(ladder_dist_group* g, char** err) {
   return guarded(err, [&] { wait(g->backend->barrier(), "barrier"); });
+}
+
+// Hosts a TCPStore on `port` for `seconds` (what torchrun's agent does for its workers).
+int ladder_dist_serve_store(int port, int world, int64_t seconds, char** err) {
+  return guarded(err, [&] {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<std::uint16_t>(port);
+    so.isServer = true;
+    so.numWorkers = world;
+    so.waitWorkers = false;
+    auto store = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", so);
+    std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  });
 }
 
 void ladder_dist_free(ladder_dist_group* g) {

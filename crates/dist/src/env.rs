@@ -12,6 +12,11 @@ pub struct DistEnv {
     pub local_rank: usize,
     pub master_addr: String,
     pub master_port: u16,
+    /// torchrun's agent hosts the TCPStore (`TORCHELASTIC_USE_AGENT_STORE=True`): rank 0
+    /// connects to it instead of starting one.
+    pub agent_store: bool,
+    /// `TORCHELASTIC_RESTART_COUNT` (0 outside torchrun): each restart rendezvous afresh.
+    pub restart: u64,
 }
 
 /// The variables a distributed run needs, in the order they are checked.
@@ -76,12 +81,22 @@ impl DistEnv {
             Ok(p) if p > 0 => p,
             _ => bail!("MASTER_PORT={port:?} is not a TCP port (1..=65535)"),
         };
+        let agent_store = get("TORCHELASTIC_USE_AGENT_STORE")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let restart = match get("TORCHELASTIC_RESTART_COUNT") {
+            Some(v) => v.trim().parse::<u64>().with_context(|| {
+                format!("TORCHELASTIC_RESTART_COUNT={v:?} is not a non-negative integer")
+            })?,
+            None => 0,
+        };
         Ok(Some(Self {
             rank,
             world_size,
             local_rank,
             master_addr,
             master_port,
+            agent_store,
+            restart,
         }))
     }
 
@@ -132,7 +147,15 @@ mod tests {
             (1, 2, 1, 29500)
         );
         assert!(e.is_loopback());
+        assert!(!e.agent_store && e.restart == 0);
         assert!(parse(&[]).unwrap().is_none());
+        let mut torchrun = OK.to_vec();
+        torchrun.extend([
+            ("TORCHELASTIC_USE_AGENT_STORE", "True"),
+            ("TORCHELASTIC_RESTART_COUNT", "2"),
+        ]);
+        let e = parse(&torchrun).unwrap().unwrap();
+        assert!(e.agent_store && e.restart == 2);
     }
 
     #[test]

@@ -24,6 +24,8 @@ extern "C" {
     fn ladder_dist_new_gloo(
         master_addr: *const c_char,
         master_port: c_int,
+        is_server: c_int,
+        prefix: *const c_char,
         rank: c_int,
         world: c_int,
         timeout_ms: i64,
@@ -45,6 +47,12 @@ extern "C" {
         err: *mut *mut c_char,
     ) -> c_int;
     fn ladder_dist_barrier(g: *mut RawGroup, err: *mut *mut c_char) -> c_int;
+    fn ladder_dist_serve_store(
+        port: c_int,
+        world: c_int,
+        seconds: i64,
+        err: *mut *mut c_char,
+    ) -> c_int;
     fn ladder_dist_free(g: *mut RawGroup);
     fn ladder_dist_free_str(s: *mut c_char);
 }
@@ -60,6 +68,23 @@ fn take_err(err: *mut c_char) -> String {
         .into_owned();
     unsafe { ladder_dist_free_str(err) };
     s
+}
+
+/// Hosts a TCPStore on 127.0.0.1:`port` for `seconds`, as torchrun's agent does for its
+/// workers (`TORCHELASTIC_USE_AGENT_STORE=True`); for tests of that launch path.
+pub fn serve_store(port: u16, world_size: usize, seconds: u64) -> Result<()> {
+    let mut err = std::ptr::null_mut();
+    // SAFETY: plain values; the shim never throws.
+    let rc = unsafe {
+        ladder_dist_serve_store(port as c_int, world_size as c_int, seconds as i64, &mut err)
+    };
+    if rc != 0 {
+        bail!(
+            "could not host a TCPStore on port {port}: {}",
+            take_err(err)
+        );
+    }
+    Ok(())
 }
 
 /// A process group over Gloo. Dropping it destroys the group (joins Gloo's threads and
@@ -97,6 +122,10 @@ impl ProcessGroup {
             _ => (2, String::new()),
         };
         let arg = to_c("GLOO_SOCKET_IFNAME", &arg)?;
+        // Under torchrun the agent already hosts the store on MASTER_PORT; a restart gets
+        // fresh keys.
+        let is_server = env.rank == 0 && !env.agent_store;
+        let prefix = to_c("prefix", &format!("ladder/{}", env.restart))?;
         let ms = timeout.as_millis().clamp(1, i64::MAX as u128) as i64;
         let mut err = std::ptr::null_mut();
         tracing::debug!(
@@ -111,6 +140,8 @@ impl ProcessGroup {
             ladder_dist_new_gloo(
                 addr.as_ptr(),
                 env.master_port as c_int,
+                c_int::from(is_server),
+                prefix.as_ptr(),
                 env.rank as c_int,
                 env.world_size as c_int,
                 ms,

@@ -77,6 +77,34 @@ fn two_ranks_all_reduce_broadcast_barrier() {
 }
 
 #[test]
+fn ranks_join_a_store_hosted_by_torchruns_agent() {
+    let port = free_port();
+    let mut agent = spawn("serve-store", 0, 2, port, 30.0);
+    std::thread::sleep(Duration::from_millis(500));
+    let kids: Vec<Child> = (0..2)
+        .map(|r| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_dist_check"));
+            c.env("RANK", r.to_string())
+                .env("WORLD_SIZE", "2")
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", port.to_string())
+                .env("TORCHELASTIC_USE_AGENT_STORE", "True")
+                .env("TORCHELASTIC_RESTART_COUNT", "1")
+                .env("LADDER_DIST_TIMEOUT_S", "20")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c.spawn().expect("spawn dist_check")
+        })
+        .collect();
+    for (r, c) in kids.into_iter().enumerate() {
+        let d = finish(c, Duration::from_secs(60));
+        assert_eq!(d.code, Some(0), "rank {r}: {}", d.stderr);
+    }
+    agent.kill().ok();
+    agent.wait().ok();
+}
+
+#[test]
 fn a_dead_rank_makes_the_other_fail_within_the_timeout() {
     let port = free_port();
     let survivor = spawn("collectives", 0, 2, port, 5.0);

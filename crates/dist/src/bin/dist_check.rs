@@ -1,7 +1,8 @@
 //! `dist_check [collectives|die]`: joins the group torchrun's environment describes and checks
 //! all-reduce (sum, average), broadcast from every root and barrier against known answers.
 //! A smoke test for a new cluster: `torchrun --no-python --nproc-per-node 2 target/release/dist_check`.
-//! `die` joins and then exits with status 3 without a collective (used by the failure tests).
+//! `die` joins and then exits with status 3 without a collective (used by the failure tests);
+//! `serve-store` only hosts the TCPStore on MASTER_PORT for 30 s, as torchrun's agent does.
 //! `LADDER_DIST_TIMEOUT_S` sets the timeout (default 60 s).
 use anyhow::{bail, Result};
 use dist::ProcessGroup;
