@@ -79,6 +79,37 @@ quant-ablation *ARGS: setup
 train CONFIG *ARGS: setup
     cargo run --release -p experiments --bin train -- {{CONFIG}} {{ARGS}}
 
+# Gloo on 127.0.0.1 with the environment torchrun sets, the cores split between the ranks; same as
+# `torchrun --no-python --nproc-per-node N target/release/train CONFIG` (docs/distributed.md).
+# Data-parallel training on N local processes: `just train-ddp 2 experiments/shakespeare_char_cpu.toml`.
+train-ddp N CONFIG *ARGS: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -p experiments --bin train
+    n={{N}}
+    threads=$(( $(nproc) / n )); (( threads >= 1 )) || threads=1
+    export WORLD_SIZE=$n MASTER_ADDR=${MASTER_ADDR:-127.0.0.1} MASTER_PORT=${MASTER_PORT:-29500}
+    export OMP_NUM_THREADS=$threads
+    pids=()
+    trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+    for (( r = 0; r < n; r++ )); do
+        RANK=$r LOCAL_RANK=$r target/release/train {{CONFIG}} --set train.threads=$threads {{ARGS}} &
+        pids+=($!)
+    done
+    # Like torchrun: the first rank to fail stops the others.
+    status=0
+    for (( r = 0; r < n; r++ )); do
+        if ! wait -n; then status=1; kill "${pids[@]}" 2>/dev/null || true; fi
+    done
+    trap - EXIT
+    exit $status
+
+# Writes results/ddp/{README.md,allreduce.csv,train.csv} with the cost model (a few minutes).
+# What DDP costs here: Gloo loopback all-reduce GB/s, 1x2 vs 2x1 training tokens/sec.
+ddp-bench *ARGS: setup
+    cargo build --release -p experiments --bin train --bin ddp_bench
+    target/release/ddp_bench {{ARGS}}
+
 # Generate text / measure inference: `just infer --kv-cache --gqa 4` (see `just infer --help`).
 infer *ARGS: setup
     cargo run --release -p infer -- {{ARGS}}

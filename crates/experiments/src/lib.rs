@@ -4,6 +4,8 @@ pub mod accuracy;
 pub mod chart;
 pub mod checkpoint;
 pub mod config;
+pub mod ddp;
+pub mod ddp_report;
 pub mod docs;
 pub mod lock;
 pub mod manifest;

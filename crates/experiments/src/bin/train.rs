@@ -34,7 +34,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Result<()> {
-    runtime::logging::init();
+    // Under DDP only rank 0 logs at info level and prints the summary.
+    let main_rank = experiments::ddp::is_main_process();
+    runtime::logging::init_with_default(if main_rank { "info" } else { "warn" });
     let args = Args::parse();
     let cfg = TrainConfig::load(&args.config, &args.sets)?;
     let out = train(
@@ -45,6 +47,9 @@ fn run() -> Result<()> {
             quiet: args.quiet,
         },
     )?;
+    if !main_rank {
+        return Ok(());
+    }
     println!(
         "{}: step {}, train loss {:.4}, val loss {:.4}, {:.0} tokens/sec, {:.0} s",
         cfg.run.name,

@@ -10,11 +10,11 @@ mod steps;
 
 use crate::checkpoint;
 use crate::config::TrainConfig;
+use crate::ddp::{DataRngs, Ddp};
 use crate::metrics::{EvalRow, Metrics};
 use anyhow::{bail, Context, Result};
 use model::accounting::{param_count, train_flops_per_token};
 use model::{Gpt, ModelConfig, RunSettings};
-use runtime::Rng;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{nn, Device, Tensor};
@@ -146,8 +146,8 @@ fn build(
 pub(crate) struct Start {
     /// The first iteration to run.
     pub step: usize,
-    /// The training batch sampler.
-    pub rng: Rng,
+    /// The training batch samplers (this rank's).
+    pub rng: DataRngs,
     pub best_val: Option<f64>,
     /// With `--resume`: the checkpoint and the settings that changed.
     pub resumed: Option<crate::resume::Resumed>,
@@ -155,17 +155,19 @@ pub(crate) struct Start {
 
 /// A fresh start (step 0, the sampler seeded by `run.seed`), or with `--resume` the
 /// newest verified checkpoint's weights, optimizer state, step, sampler and best val loss,
-/// after checking its corpus and architecture against this run's (`resume.rs`).
+/// after checking its corpus and architecture against this run's (`resume.rs`). Under DDP
+/// each rank gets its own samplers and rank 0's optimizer state.
 fn resume_or_init(
     cfg: &TrainConfig,
     opts: &RunOptions,
-    out_dir: &Path,
+    (out_dir, ddp): (&Path, &Ddp),
     setup: &mut Setup,
     mcfg: &ModelConfig,
     meta: &data::Meta,
 ) -> Result<Start> {
+    let (seed, accum) = (cfg.run.seed, cfg.train.grad_accum);
     if !opts.resume {
-        if let Some(old) = checkpoint::latest(out_dir) {
+        if let Some(old) = checkpoint::latest(out_dir).filter(|_| ddp.is_main()) {
             tracing::warn!(
                 "{} holds a checkpoint at step {} ({}); without --resume this run starts afresh and replaces it at its first checkpoint",
                 out_dir.display(),
@@ -175,7 +177,7 @@ fn resume_or_init(
         }
         return Ok(Start {
             step: 0,
-            rng: Rng::new(cfg.run.seed),
+            rng: ddp.data_rngs(seed, accum, None)?,
             best_val: None,
             resumed: None,
         });
@@ -188,9 +190,10 @@ fn resume_or_init(
         meta,
         &cfg.to_toml(),
     )?;
+    ddp.broadcast_optimizer(&setup.opt)?;
     Ok(Start {
         step: r.state.step,
-        rng: Rng::from_state(r.state.data_rng),
+        rng: ddp.data_rngs(seed, accum, Some((r.state.data_rng, r.state.step)))?,
         best_val: r.state.best_val_loss,
         resumed: Some(r),
     })
@@ -202,23 +205,32 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let tc = &cfg.train;
     let device = runtime::device::parse_device(&tc.device).context("train.device")?;
     let threads = runtime::device::set_threads(tc.threads);
+    // Under torchrun's variables: this rank of a data-parallel group (a no-op without).
+    let mut ddp = Ddp::from_env()?;
     let out_dir = cfg.run.out_dir.clone();
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    // One run per out_dir, for the life of this one (released on exit or crash).
-    let _lock = crate::lock::acquire(&out_dir)?;
+    // One run per out_dir, for the life of this one (released on exit or crash); under DDP
+    // rank 0 holds it for the group (it alone writes there).
+    let _lock = if ddp.is_main() {
+        Some(crate::lock::acquire(&out_dir)?)
+    } else {
+        None
+    };
 
-    let data = prepare_data(cfg)?;
+    let data = ddp.main_first(|| prepare_data(cfg))?;
     // The machine's measured facts decide `dtype = "auto"` and are the MFU's peak.
-    let machine = runtime::hardware::machine(device)?;
+    let machine = ddp.main_first(|| runtime::hardware::machine(device))?;
     let (mcfg, run) = cfg.model_config(data.meta.vocab_size, &machine)?;
+    ddp.check_same("config", &format!("{}{mcfg:?}{run:?}", cfg.to_toml()))?;
     let block = mcfg.block_size;
     data.check_block(block)?;
     let mut setup = build(cfg, &mcfg, &run, device)?;
-    let start = resume_or_init(cfg, opts, &out_dir, &mut setup, &mcfg, &data.meta)?;
+    let start = resume_or_init(cfg, opts, (&out_dir, &ddp), &mut setup, &mcfg, &data.meta)?;
+    ddp.broadcast_params(&setup.vs)?;
 
     let pc = param_count(&mcfg);
-    let tokens_per_iter = tc.batch_size * tc.grad_accum * block;
-    let mut metrics = Metrics::open(&out_dir, start.step, opts.resume)?;
+    let tokens_per_iter = tc.batch_size * tc.grad_accum * block * ddp.world_size();
+    let mut metrics = Metrics::open(&ddp.metrics_dir(&out_dir)?, start.step, opts.resume)?;
     if let Some(r) = &start.resumed {
         metrics.resume_event(&r.dir, start.step, &r.changed)?;
     }
@@ -241,13 +253,14 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         data: &data,
         block,
         device,
+        ddp: &ddp,
         train_mode: run.dropout > 0.0,
         flops_per_iter: train_flops_per_token(&mcfg, block) * tokens_per_iter as f64,
         peak_flops: machine.flops(run.dtype.kind()),
     }
     .run(&mut setup, start, &mut metrics)?;
 
-    let sample = if tc.sample_tokens > 0 && end.step >= tc.max_iters {
+    let sample = if tc.sample_tokens > 0 && end.step >= tc.max_iters && ddp.is_main() {
         crate::sample::sample_text(&setup.model, &data.meta, tc.sample_tokens, cfg.run.seed)?
     } else {
         String::new()
@@ -270,6 +283,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         wall_s: t_start.elapsed().as_secs_f64(),
         sample,
     };
+    ddp.check_in_sync(&setup.vs)?;
     metrics.finish(&outcome)?;
     Ok(outcome)
 }

@@ -4,6 +4,7 @@
 use super::{Data, RunOptions, Setup, Start};
 use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
+use crate::ddp::{DataRngs, Ddp};
 use crate::metrics::{EvalRow, Metrics, StepRow};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,6 +22,8 @@ pub(super) struct Loop<'a> {
     pub data: &'a Data,
     pub block: usize,
     pub device: Device,
+    /// This rank of a data-parallel group (a no-op in a single process).
+    pub ddp: &'a Ddp,
     /// Dropout on (the run settings ask for some).
     pub train_mode: bool,
     pub flops_per_iter: f64,
@@ -36,8 +39,8 @@ pub(super) struct End {
     pub tokens_per_sec: f64,
 }
 
-fn progress_bar(opts: &RunOptions, cfg: &TrainConfig, start: usize) -> ProgressBar {
-    let pb = if opts.quiet {
+fn progress_bar(opts: &RunOptions, cfg: &TrainConfig, start: usize, main: bool) -> ProgressBar {
+    let pb = if opts.quiet || !main {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(cfg.train.max_iters as u64)
@@ -57,11 +60,12 @@ fn progress_bar(opts: &RunOptions, cfg: &TrainConfig, start: usize) -> ProgressB
 impl Loop<'_> {
     /// Mean loss over `eval_iters` batches of each split, without gradients or dropout.
     /// The batches come from their own RNG (seeded by the step) so eval never shifts training.
+    /// Under DDP each rank draws other batches and the losses are averaged over ranks.
     fn evaluate(&self, model: &Gpt, step: usize) -> Result<(f64, f64)> {
         let (iters, batch, seed) = (
             self.cfg.train.eval_iters,
             self.cfg.train.batch_size,
-            self.cfg.run.seed,
+            self.ddp.eval_seed(self.cfg.run.seed),
         );
         let _g = tch::no_grad_guard();
         let mut out = [0.0; 2];
@@ -74,11 +78,19 @@ impl Loop<'_> {
             }
             out[i] = sum / iters as f64;
         }
-        Ok((out[0], out[1]))
+        let avg = self.ddp.average(&out)?;
+        Ok((avg[0], avg[1]))
     }
 
     /// One optimizer step over `grad_accum` micro-batches: (mean loss, gradient norm).
-    fn step(&self, setup: &mut Setup, rng: &mut Rng, it: usize, lr: f64) -> Result<(f64, f64)> {
+    /// Under DDP the gradients are averaged over ranks once, after the last micro-step.
+    fn step(
+        &self,
+        setup: &mut Setup,
+        rng: &mut DataRngs,
+        it: usize,
+        lr: f64,
+    ) -> Result<(f64, f64)> {
         let tc = &self.cfg.train;
         // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones.
         tch::manual_seed(
@@ -87,15 +99,17 @@ impl Loop<'_> {
                 .wrapping_add(it as i64),
         );
         let mut loss_sum = 0.0;
-        for _ in 0..tc.grad_accum {
-            let (x, y) = self
-                .data
-                .train
-                .get_batch(rng, tc.batch_size, self.block, self.device)?;
+        for m in 0..tc.grad_accum {
+            let (x, y) =
+                self.data
+                    .train
+                    .get_batch(rng.micro(m), tc.batch_size, self.block, self.device)?;
             let loss = setup.model.loss(&x, &y, self.train_mode)? / tc.grad_accum as f64;
             loss.backward();
             loss_sum += loss.double_value(&[]);
         }
+        self.ddp.all_reduce_grads(&setup.params)?;
+        let loss_sum = self.ddp.average(&[loss_sum])?[0];
         let clip = if tc.grad_clip > 0.0 {
             tc.grad_clip
         } else {
@@ -125,7 +139,7 @@ impl Loop<'_> {
     /// Run from `start` to `train.max_iters` (or `--stop-at`).
     pub fn run(&self, setup: &mut Setup, start: Start, metrics: &mut Metrics) -> Result<End> {
         let (cfg, tc) = (self.cfg, &self.cfg.train);
-        let pb = progress_bar(self.opts, cfg, start.step);
+        let pb = progress_bar(self.opts, cfg, start.step, self.ddp.is_main());
         let Start {
             step: first,
             mut rng,
@@ -135,7 +149,7 @@ impl Loop<'_> {
         let (mut last_train, mut last_val) = (f64::NAN, f64::NAN);
         let (mut tok_sum, mut time_sum) = (0.0, 0.0);
         let mut last_tps = 0.0;
-        let tokens = (tc.batch_size * tc.grad_accum * self.block) as f64;
+        let tokens = (tc.batch_size * tc.grad_accum * self.block * self.ddp.world_size()) as f64;
         let mut it = first;
         loop {
             let lr = setup.schedule.lr(it);
@@ -152,7 +166,7 @@ impl Loop<'_> {
                 pb.println(format!(
                     "step {it:>5}: train loss {tl:.4}, val loss {vl:.4}"
                 ));
-                if it > first || it == tc.max_iters {
+                if self.ddp.is_main() && (it > first || it == tc.max_iters) {
                     let st = State {
                         step: it,
                         data_rng: rng.state(),

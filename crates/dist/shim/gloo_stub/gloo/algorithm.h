@@ -1,0 +1,2 @@
+// Declaration stub (see README.md): ProcessGroupGloo.hpp includes this header.
+#pragma once
