@@ -14,17 +14,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 const BASE: &str = include_str!("../../../experiments/shakespeare_char_cpu.toml");
 
 fn corpus() -> Option<String> {
-    let p = runtime::resources::shared_dir().join("data/tinyshakespeare.txt");
-    if p.exists() {
-        return Some(p.display().to_string());
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI: {} missing",
-        p.display()
-    );
-    eprintln!("skipping: {} missing", p.display());
-    None
+    // In CI a missing corpus fails; elsewhere the test is skipped.
+    runtime::resources::shared_resource("data/tinyshakespeare.txt")
+        .unwrap()
+        .map(|p| p.display().to_string())
 }
 
 fn tiny(dir: &Path, extra: &[&str]) -> TrainConfig {
