@@ -17,11 +17,11 @@ fn infer(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// Run `name` greedily from its reference prompt, with and without the cache.
-fn greedy_matches_reference(name: &str) {
-    let Some(dir) = runtime::resources::shared_resource(&format!("models/{name}")).unwrap() else {
-        return;
-    };
+/// Run `name` greedily from its reference prompt, with and without the cache; the JSON
+/// report of the cached run.
+fn greedy_matches_reference(name: &str) -> Option<serde_json::Value> {
+    let dir = runtime::resources::shared_resource(&format!("models/{name}")).unwrap()?;
+    let mut cached = None;
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
             .unwrap();
@@ -55,15 +55,56 @@ fn greedy_matches_reference(name: &str) {
         let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
         assert_eq!(v["ids"][0], r["greedy_40"], "{name}, kv cache {kv}");
         assert_eq!(v["kv_cache_bytes"].as_u64().unwrap() > 0, kv, "{name}: {v}");
+        if kv {
+            cached = Some(v);
+        }
     }
+    cached
 }
 
 #[test]
 fn qwen2_tiny_greedy_matches_transformers() {
-    greedy_matches_reference("qwen2-tiny");
+    let _ = greedy_matches_reference("qwen2-tiny");
 }
 
 #[test]
 fn mistral_tiny_greedy_matches_transformers() {
-    greedy_matches_reference("mistral-tiny");
+    let Some(v) = greedy_matches_reference("mistral-tiny") else {
+        return;
+    };
+    // 2 (K, V) · 3 layers · 2 KV heads · 8 dims · 4 bytes = 384 bytes per position, and the
+    // rolling buffer holds 16 of the 8 + 40 − 1 positions.
+    assert_eq!(v["kv_cache_capacity_bytes"], 384 * 16, "{v}");
+    assert_eq!(v["kv_cache_bytes"], 384 * 16, "{v}");
+}
+
+#[test]
+fn plan_counts_the_rolling_cache_of_a_sliding_window() {
+    let Some(dir) = runtime::resources::shared_resource("models/mistral-tiny").unwrap() else {
+        return;
+    };
+    let d = dir.display().to_string();
+    let args = [
+        "--model",
+        &d,
+        "--plan",
+        "--memory-gb",
+        "1",
+        "--dtype",
+        "fp32",
+    ];
+    let (ok, out, err) = infer(&[&args[..], &["--format", "json"]].concat());
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["sliding_window"], 16);
+    assert_eq!(v["kv_positions_per_sequence"], 16); // not the 256 of max_position_embeddings
+    let (ok, text, err) = infer(&args);
+    assert!(ok && text.contains("rolling buffer"), "{text}{err}");
+    // Full attention (qwen2-tiny): a sequence at full context caches all 256 positions.
+    let q = dir.with_file_name("qwen2-tiny").display().to_string();
+    let (ok, out, err) = infer(&["--model", &q, "--plan", "--format", "json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["sliding_window"].is_null());
+    assert_eq!(v["kv_positions_per_sequence"], 256);
 }
