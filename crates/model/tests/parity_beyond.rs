@@ -201,3 +201,19 @@ fn a_qwen2_folder_without_its_biases_is_a_clear_error() {
         "{e}"
     );
 }
+
+#[test]
+fn a_mixtral_folder_is_refused_naming_its_model_type() {
+    // Mixture of experts is not in this slice (issue #14): a clear error, not a wrong model.
+    let Some(dir) = shared_resource("models/mixtral-tiny").unwrap() else {
+        return;
+    };
+    let e = match io::load(&dir, &RunSettings::default(), Device::Cpu) {
+        Ok(_) => panic!("loaded a Mixtral folder as a dense model"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.contains("model_type 'mixtral' not supported") && e.contains("config.json"),
+        "{e}"
+    );
+}
