@@ -259,7 +259,9 @@ impl Rung for AccuracyRung {
     fn describe(self) -> &'static str {
         use AccuracyRung::*;
         match self {
-            Original => "learned positions, LayerNorm, GELU MLP (bf16 + SDPA on)",
+            Original => {
+                "learned positions, LayerNorm, GELU MLP (SDPA, the machine's fast precision)"
+            }
             Rope => "+ rotary position embeddings instead of learned positions",
             RmsNorm => "+ RMSNorm instead of LayerNorm",
             SwiGlu => "+ SwiGLU MLP, hidden size matched to the GELU MLP's parameters",

@@ -2,6 +2,7 @@
 use runtime::hardware::{self, Facts, GpuFacts, MachineRecord, Measured};
 use runtime::{DType, Precision};
 use std::cell::Cell;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 fn facts(flags: &[&str]) -> Facts {
@@ -173,4 +174,17 @@ fn measuring_is_bounded_and_positive() {
         std::time::Duration::from_millis(50),
     );
     assert!(bw > 0.0);
+}
+
+#[test]
+fn the_cache_never_depends_on_the_current_directory() {
+    // No other test in this binary reads these variables.
+    std::env::remove_var("LADDER_MACHINE_FILE");
+    std::env::set_var("XDG_CACHE_HOME", "");
+    let p = hardware::cache_path();
+    assert!(p.is_absolute(), "{}", p.display());
+    assert!(p.ends_with("ladder/machine.json"), "{}", p.display());
+    std::env::set_var("LADDER_MACHINE_FILE", "/tmp/elsewhere.json");
+    assert_eq!(hardware::cache_path(), Path::new("/tmp/elsewhere.json"));
+    std::env::remove_var("LADDER_MACHINE_FILE");
 }
