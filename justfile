@@ -61,6 +61,18 @@ accuracy-gqa *ARGS: setup
     target/release/accuracy_5_gqa {{ARGS}}
     target/release/accuracy_report --command "just accuracy-gqa {{ARGS}} (rungs 1-4: as last recorded by just accuracy-ablation)" > /dev/null
 
+# The extension past Llama 3 (issue #14; docs/beyond-llama3.md): 5_gqa, then +untied head
+# (6_untied) and +q/k/v biases (7_qkv_bias), each on top of the one before; then the report
+# again (rungs 1-4: as last recorded). About 6 minutes per seed per rung on an idle CPU;
+# e.g. `just accuracy-ablation-extended --seeds 3`.
+accuracy-ablation-extended *ARGS: setup
+    cargo build --release -p experiments --bins
+    for rung in 5_gqa 6_untied 7_qkv_bias; do \
+        target/release/accuracy_$rung {{ARGS}}; \
+    done
+    target/release/accuracy_report --command "just accuracy-ablation-extended {{ARGS}} (rungs 1-4: as last recorded by just accuracy-ablation)" > /dev/null
+    @echo "accuracy ladder: results/accuracy/README.md"
+
 # The quantization ladder: dense (bf16 where the CPU has native bf16, else fp32) → int8 →
 # int4 g128 → int4 g32, weight-only, on GPT-2-124M's shape and stories260K, then
 # results/quant/{summary.csv,README.md,chart.svg}; e.g. `just quant-ablation --repeats 5`.

@@ -110,13 +110,16 @@ rungs! {
 }
 
 rungs! {
-    /// The accuracy ladder: GPT-2's parts → +RoPE → +RMSNorm → +SwiGLU, and an optional +GQA.
+    /// The accuracy ladder: GPT-2's parts → +RoPE → +RMSNorm → +SwiGLU, an optional +GQA,
+    /// and the extension past Llama 3 (issue #14): +untied head → +q/k/v biases (Qwen).
     AccuracyRung {
         Original => "1_original",
         Rope => "2_rope",
         RmsNorm => "3_rmsnorm",
         SwiGlu => "4_swiglu",
         Gqa => "5_gqa",
+        Untied => "6_untied",
+        QkvBias => "7_qkv_bias",
     }
 }
 
@@ -201,7 +204,15 @@ impl AccuracyRung {
             RmsNorm => &["norm"],
             SwiGlu => &["mlp", "intermediate_size"],
             Gqa => &["n_kv_heads"],
+            Untied => &["tie_embeddings"],
+            QkvBias => &["qkv_bias"],
         }
+    }
+
+    /// Rungs 1-4, the default ladder (`just accuracy-ablation`); the rest are optional.
+    pub fn is_default(self) -> bool {
+        use AccuracyRung::*;
+        matches!(self, Original | Rope | RmsNorm | SwiGlu)
     }
 
     /// What the rung set, as `model.key=value` lines (TOML values), rung by rung from the
@@ -241,6 +252,8 @@ impl Rung for AccuracyRung {
             RmsNorm => Some(Rope),
             SwiGlu => Some(RmsNorm),
             Gqa => Some(SwiGlu),
+            Untied => Some(Gqa),
+            QkvBias => Some(Untied),
         }
     }
     fn describe(self) -> &'static str {
@@ -253,6 +266,8 @@ impl Rung for AccuracyRung {
             RmsNorm => "+ RMSNorm instead of LayerNorm",
             SwiGlu => "+ SwiGLU MLP, hidden size matched to the GELU MLP's parameters",
             Gqa => "+ GQA with n_kv_heads = n_head / 2",
+            Untied => "+ untied LM head (its own vocab × n_embd matrix, as Llama 3 and Qwen2)",
+            QkvBias => "+ biases on the q, k, v projections only (Qwen)",
         }
     }
     fn change(self, cfg: &mut ModelConfig, _run: &mut RunSettings, knobs: &Knobs) {
@@ -270,6 +285,8 @@ impl Rung for AccuracyRung {
                 cfg.intermediate_size = model::config::swiglu_matched_hidden(cfg.intermediate_size);
             }
             Gqa => cfg.n_kv_heads = knobs.gqa.unwrap_or((cfg.n_head / 2).max(1)),
+            Untied => cfg.tie_embeddings = false,
+            QkvBias => cfg.qkv_bias = true,
         }
     }
 }
@@ -366,5 +383,45 @@ mod tests {
             );
         }
         assert!(!swiglu.model.contains_key("vocab_size"));
+    }
+
+    /// The extension rungs (issue #14) each change one key on top of 5_gqa, and the
+    /// training config carries it into the model it builds.
+    #[test]
+    fn extension_rungs_untie_the_head_then_add_qkv_biases() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let base =
+            TrainConfig::load(&root.join("experiments/shakespeare_char_cpu.toml"), &[]).unwrap();
+        let arch = |r: AccuracyRung| {
+            let mut c = base.clone();
+            c.edit_model(|m, run| r.apply(m, run, &Knobs::default()))
+                .unwrap();
+            c.architecture(65).unwrap()
+        };
+        let (gqa, untied, qkv) = (
+            arch(AccuracyRung::Gqa),
+            arch(AccuracyRung::Untied),
+            arch(AccuracyRung::QkvBias),
+        );
+        assert!(gqa.tie_embeddings && !gqa.qkv_bias);
+        assert_eq!(
+            untied,
+            ModelConfig {
+                tie_embeddings: false,
+                ..gqa.clone()
+            }
+        );
+        assert_eq!(
+            qkv,
+            ModelConfig {
+                qkv_bias: true,
+                ..untied.clone()
+            }
+        );
+        let cfg = base.architecture(65).unwrap();
+        let rec = AccuracyRung::QkvBias.record(&cfg, &Knobs::default());
+        let tail: Vec<&str> = rec.iter().rev().take(2).map(String::as_str).collect();
+        assert_eq!(tail, ["model.qkv_bias=true", "model.tie_embeddings=false"]);
+        assert!(!AccuracyRung::Untied.is_default() && AccuracyRung::SwiGlu.is_default());
     }
 }

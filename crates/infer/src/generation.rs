@@ -181,7 +181,7 @@ pub fn generate(
         steps += 1;
     }
     let (kv_cache_bytes, kv_cache_capacity_bytes) = match &cache {
-        Some(c) => (c.bytes() / c.capacity().max(1) * c.len(), c.bytes()),
+        Some(c) => (c.bytes_used(), c.bytes()),
         None => (0, 0),
     };
     Ok(Generation {

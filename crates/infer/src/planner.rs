@@ -1,7 +1,8 @@
 //! The memory planner: weight bytes, KV-cache bytes per token (2 · layers · n_kv_heads ·
 //! head_dim · bytes, the accounting of Pope et al. 2022 and the GQA paper, Ainslie et al.
 //! 2023), and how many context tokens fit in a memory budget once the weights are loaded —
-//! for MHA, the chosen GQA and MQA side by side.
+//! for MHA, the chosen GQA and MQA side by side. With a sliding window W (Mistral) the cache
+//! is a rolling buffer: a sequence holds at most W positions however long it runs.
 use model::accounting::{kv_cache_bytes_per_token, weight_bytes};
 use model::quant::Scheme;
 use model::ModelConfig;
@@ -29,6 +30,11 @@ pub struct Plan {
     pub n_head: usize,
     pub head_dim: usize,
     pub block_size: usize,
+    /// The config's sliding window W, if any (null = full attention).
+    pub sliding_window: Option<usize>,
+    /// Positions one sequence at full context keeps in the KV cache: block_size, or
+    /// min(block_size, W) with a sliding window (the rolling buffer).
+    pub kv_positions_per_sequence: usize,
     /// Weight quantization (`--quant`): "int8", "int4_g32", …; null = dense.
     pub quant: Option<String>,
     pub rows: Vec<PlanRow>,
@@ -70,6 +76,12 @@ pub fn plan_row_quant(
     }
 }
 
+/// Positions one sequence at full context keeps cached: block_size, or at most W.
+pub fn kv_positions_per_sequence(cfg: &ModelConfig) -> usize {
+    cfg.sliding_window
+        .map_or(cfg.block_size, |w| w.min(cfg.block_size))
+}
+
 /// MHA, the chosen `n_kv_heads` and MQA (each once), for a budget of `memory_gb` (10⁹ bytes).
 pub fn plan(cfg: &ModelConfig, bytes_per_elem: usize, memory_gb: f64) -> Plan {
     plan_quant(cfg, bytes_per_elem, memory_gb, None)
@@ -104,6 +116,8 @@ pub fn plan_quant(
         n_head: cfg.n_head,
         head_dim: cfg.head_dim(),
         block_size: cfg.block_size,
+        sliding_window: cfg.sliding_window,
+        kv_positions_per_sequence: kv_positions_per_sequence(cfg),
         quant: quant.map(|q| q.label()),
         rows,
     }
@@ -136,7 +150,7 @@ impl Plan {
                 r.weight_bytes as f64 / 1e6,
                 r.kv_bytes_per_token,
                 r.tokens_that_fit,
-                r.tokens_that_fit / self.block_size.max(1),
+                r.tokens_that_fit / self.kv_positions_per_sequence.max(1),
                 if r.chosen { "  <- chosen" } else { "" }
             );
         }
@@ -145,6 +159,13 @@ impl Plan {
             "  (tokens that fit = (budget − weights) / KV bytes per token, shared by all sequences; batch at full ctx = sequences of {} tokens, the full block_size)",
             self.block_size
         );
+        if let Some(w) = self.sliding_window {
+            let _ = writeln!(
+                s,
+                "  (sliding window {w}: the KV cache is a rolling buffer, so a sequence of any length caches at most {} positions)",
+                self.kv_positions_per_sequence
+            );
+        }
         if self.rows.iter().all(|r| r.tokens_that_fit == 0) {
             let _ = writeln!(s, "  the weights alone exceed the budget");
         }

@@ -5,7 +5,6 @@
 //! special ids are one decision each way, kept together.)
 use anyhow::{anyhow, bail, Context, Result};
 use data::Tokenizer;
-use model::hf::HfArch;
 use model::io::Layout;
 use model::{AttnKernel, Gpt, ModelConfig, PosEmb, RunSettings};
 use runtime::DType;
@@ -307,7 +306,8 @@ fn folder_tokenizer(
     if layout == Layout::Native {
         tracing::warn!("{}: no meta.json, so no tokenizer", dir.display());
     }
-    Ok((gpt2_vocab(cfg.vocab_size) && layout != Layout::Hf(HfArch::Llama)).then(gpt2))
+    let llama = matches!(layout, Layout::Hf(a) if a.is_llama_family());
+    Ok((gpt2_vocab(cfg.vocab_size) && !llama).then(gpt2))
 }
 
 /// `bos_token_id` and `eos_token_id` (a number or a list) from a Hub `config.json`.

@@ -24,7 +24,8 @@ pub fn param_count(cfg: &ModelConfig) -> ParamCount {
     } else {
         d
     };
-    let attn = d * (d + 2 * kv) + b * (d + 2 * kv) + d * d + b * d;
+    let qkv_b = (cfg.bias || cfg.qkv_bias) as usize;
+    let attn = d * (d + 2 * kv) + qkv_b * (d + 2 * kv) + d * d + b * d;
     let mlp = match cfg.mlp {
         MlpKind::Gelu => 2 * d * f + b * (f + d),
         MlpKind::SwiGlu => 3 * d * f + b * (2 * f + d),

@@ -1,7 +1,8 @@
 //! Causal self-attention (Vaswani et al. 2017) with grouped key/value heads
 //! (GQA, Ainslie et al. 2023: 1 KV head = MQA, n_head KV heads = MHA), two kernels —
 //! an explicit masked softmax ("naive") and `scaled_dot_product_attention` — optional
-//! RoPE, and an optional KV cache written at a position offset.
+//! RoPE, an optional sliding window (Mistral: each query sees the last W positions), and an
+//! optional KV cache written at a position offset.
 use crate::cache::KvCache;
 use crate::config::{AttnKernel, ModelConfig};
 use crate::layers::Linear;
@@ -19,14 +20,21 @@ pub struct CausalSelfAttention {
     hs: i64,
     kernel: AttnKernel,
     dropout: f64,
+    window: Option<usize>,
 }
 
-/// Boolean mask, true = may attend, for `t` queries at positions [pos, pos+t) over `s` keys.
+/// Boolean mask, true = may attend, for `t` queries at positions [pos, pos+t) over the `s`
+/// keys ending with them (key `j` is at position pos + t − s + j): causal, and with a
+/// `window` W only the W positions up to and including the query's own.
 /// Bottom-right aligned, unlike SDPA's `is_causal` (top-left), so it is right for chunks too.
-fn causal_mask(t: i64, s: i64, pos: i64, device: Device) -> Tensor {
+pub fn causal_mask(t: i64, s: i64, pos: i64, window: Option<usize>, device: Device) -> Tensor {
     let q = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(1) + pos; // (T, 1)
-    let k = Tensor::arange(s, (Kind::Int64, device)).unsqueeze(0); // (1, S)
-    k.le_tensor(&q) // (T, S)
+    let k = Tensor::arange(s, (Kind::Int64, device)).unsqueeze(0) + (pos + t - s); // (1, S)
+    let causal = k.le_tensor(&q); // (T, S)
+    match window {
+        Some(w) => causal.logical_and(&(q - k).lt(w as i64)), // q − k < W
+        None => causal,
+    }
 }
 
 /// (B, n_kv, S, hs) -> (B, n_kv·rep, S, hs): each KV head serves `rep` consecutive query heads.
@@ -51,14 +59,16 @@ impl CausalSelfAttention {
         let (d, hs) = (cfg.n_embd as i64, cfg.head_dim() as i64);
         let (nh, nkv) = (cfg.n_head as i64, cfg.n_kv_heads as i64);
         let k = run.dtype.kind();
+        let qkv_bias = cfg.bias || cfg.qkv_bias;
         Self {
-            c_attn: Linear::new(&p / "c_attn", d, (nh + 2 * nkv) * hs, cfg.bias, std, k),
+            c_attn: Linear::new(&p / "c_attn", d, (nh + 2 * nkv) * hs, qkv_bias, std, k),
             c_proj: Linear::new(&p / "c_proj", d, d, cfg.bias, resid_std, k),
             n_head: nh,
             n_kv: nkv,
             hs,
             kernel: run.kernel,
             dropout: run.dropout,
+            window: cfg.sliding_window,
         }
     }
 
@@ -84,7 +94,8 @@ impl CausalSelfAttention {
             None => (q, k),
         };
         let (k, v) = match cache {
-            Some((cache, layer)) => cache.update(layer, pos, &k, &v), // (B, nkv, pos+T, hs)
+            // (B, nkv, S, hs): S = pos+T, or fewer with a rolling (sliding-window) cache.
+            Some((cache, layer)) => cache.update(layer, pos, &k, &v),
             None => (k, v),
         };
         let p_drop = if train { self.dropout } else { 0.0 };
@@ -103,7 +114,7 @@ impl CausalSelfAttention {
         let (t, s) = (q.size()[2], k.size()[2]);
         let scale = 1.0 / (self.hs as f64).sqrt();
         let att = q.matmul(&k.transpose(-2, -1)) * scale; // (B, nh, T, S)
-        let mask = causal_mask(t, s, pos as i64, q.device());
+        let mask = causal_mask(t, s, pos as i64, self.window, q.device());
         let att = att
             .to_kind(Kind::Float)
             .masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
@@ -119,22 +130,30 @@ impl CausalSelfAttention {
         let rep = self.n_head / self.n_kv;
         let (b, _, t, hs) = q.size4().unwrap();
         let s = k.size()[2];
+        let window = self.window.filter(|&w| (w as i64) < s); // None: the mask is plain causal
         if t == 1 {
-            // Decode: one query per sequence sees every cached key, so no mask. Fold the `rep`
-            // query heads of each group into the query axis: K/V are read once per KV head,
-            // never copied — the memory-bandwidth saving GQA is for.
+            // Decode: one query per sequence sees every cached key (with a window, the last W),
+            // so no mask. Fold the `rep` query heads of each group into the query axis: K/V
+            // are read once per KV head, never copied — the memory-bandwidth saving GQA is for.
+            let (k, v) = match window {
+                Some(w) => (
+                    k.narrow(2, s - w as i64, w as i64),
+                    v.narrow(2, s - w as i64, w as i64),
+                ),
+                None => (k.shallow_clone(), v.shallow_clone()),
+            };
             let qg = q.reshape([b, self.n_kv, rep, hs]); // (B, nkv, rep, hs)
             let y = Tensor::scaled_dot_product_attention::<Tensor>(
-                &qg, k, v, None, p, false, None, false,
+                &qg, &k, &v, None, p, false, None, false,
             );
             return y.reshape([b, self.n_head, 1, hs]); // (B, nh, 1, hs)
         }
         let (k, v) = (repeat_kv(k, rep), repeat_kv(v, rep)); // (B, nh, S, hs)
-        if s == t {
+        if s == t && window.is_none() {
             // Square: SDPA's top-left `is_causal` is exactly the causal mask.
             Tensor::scaled_dot_product_attention::<Tensor>(q, &k, &v, None, p, true, None, false)
         } else {
-            let mask = causal_mask(t, s, pos as i64, q.device());
+            let mask = causal_mask(t, s, pos as i64, window, q.device());
             Tensor::scaled_dot_product_attention(q, &k, &v, Some(mask), p, false, None, false)
         }
     }

@@ -92,6 +92,19 @@ pub struct ModelConfig {
     /// Biases in linear layers and LayerNorm.
     pub bias: bool,
     pub tie_embeddings: bool,
+    /// Biases on the q, k, v projections only (Qwen, Bai et al. 2023), whatever `bias` says.
+    /// Absent from configs written before it existed (false); written only when true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub qkv_bias: bool,
+    /// Sliding-window attention (Mistral, Jiang et al. 2023; Longformer, Beltagy et al.
+    /// 2020): each query sees itself and the W − 1 positions before it. `None` = full causal
+    /// attention (absent from older configs; written only when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding_window: Option<usize>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A config that cannot describe a model; the message names the field and what was expected.
@@ -172,6 +185,9 @@ impl ModelConfig {
         }
         if self.norm_eps.is_nan() || self.norm_eps <= 0.0 {
             return err(format!("norm_eps must be positive, got {}", self.norm_eps));
+        }
+        if self.sliding_window == Some(0) {
+            return err("sliding_window must be at least 1 (the positions each query sees, itself included), got 0; leave it out (null) for full attention".into());
         }
         Ok(())
     }

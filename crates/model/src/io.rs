@@ -1,7 +1,7 @@
 //! Reading and writing model folders: `config.json` + `model.safetensors`.
 //!
 //! Two layouts share the same two file names. A `config.json` with a `model_type` is a
-//! Hugging Face folder (GPT-2 or Llama, mapped by `hf.rs`); anything else is our own
+//! Hugging Face folder (GPT-2, Llama or Qwen2, mapped by `hf.rs`); anything else is our own
 //! layout (a `ModelConfig` and tensors under our variable names), which stores every rung,
 //! including mixed ones the Hub has no class for. Files are written to a temporary name
 //! and renamed, so a crash never leaves a half-written model behind.
@@ -168,12 +168,18 @@ fn copy_hf(
                 .shallow_clone();
             let shape = var.size();
             let t = if m.hub.len() == 3 {
+                // q, k, v rows of the fused weight [rows, n_embd] or bias [rows].
                 let hs = cfg.head_dim() as i64;
-                let (q, kv, d) = (cfg.n_head as i64 * hs, cfg.n_kv_heads as i64 * hs, shape[1]);
+                let (q, kv) = (cfg.n_head as i64 * hs, cfg.n_kv_heads as i64 * hs);
+                let part = |rows: i64| {
+                    let mut s = shape.clone();
+                    s[0] = rows;
+                    s
+                };
                 let parts = [
-                    take_checked(file, &m.hub[0], &[q, d])?,
-                    take_checked(file, &m.hub[1], &[kv, d])?,
-                    take_checked(file, &m.hub[2], &[kv, d])?,
+                    take_checked(file, &m.hub[0], &part(q))?,
+                    take_checked(file, &m.hub[1], &part(kv))?,
+                    take_checked(file, &m.hub[2], &part(kv))?,
                 ];
                 Tensor::cat(&parts, 0)
             } else if m.transposed {
@@ -217,10 +223,10 @@ pub fn save_native(vs: &nn::VarStore, cfg: &ModelConfig, dir: &Path) -> Result<(
     write_json(&dir.join("config.json"), &serde_json::to_value(cfg)?)
 }
 
-/// Save in the Hugging Face layout of the config's architecture (GPT-2 or Llama).
+/// Save in the Hugging Face layout of the config's architecture (GPT-2, Llama or Qwen2).
 pub fn save_hf(vs: &nn::VarStore, cfg: &ModelConfig, dir: &Path) -> Result<()> {
     let Some(arch) = HfArch::for_config(cfg) else {
-        bail!("this config has no Hugging Face layout (GPT-2 needs learned positions, LayerNorm, GELU, biases and MHA; Llama needs RoPE, RMSNorm, SwiGLU and no biases): save it in the native layout");
+        bail!("this config has no Hugging Face layout (GPT-2 needs learned positions, LayerNorm, GELU, biases and MHA; Llama needs RoPE, RMSNorm, SwiGLU and no biases, Qwen2 the same with qkv_bias): save it in the native layout");
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let vars: HashMap<String, Tensor> = vs.variables().into_iter().collect();

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod config;
 pub mod gpt;
 pub mod hf;
+mod hf_config;
 pub mod io;
 pub mod layers;
 mod presets;

@@ -22,6 +22,8 @@ impl ModelConfig {
             mlp: MlpKind::Gelu,
             bias: true,
             tie_embeddings: true,
+            qkv_bias: false,
+            sliding_window: None,
         }
     }
 
@@ -85,6 +87,8 @@ impl ModelConfig {
             mlp: MlpKind::SwiGlu,
             bias: false,
             tie_embeddings: false,
+            qkv_bias: false,
+            sliding_window: None,
         }
     }
 

@@ -51,7 +51,7 @@ pub fn native_shapes(cfg: &ModelConfig) -> Vec<Expected> {
     for i in 0..cfg.n_layer {
         let mut linear = |name: &str, out_dim: i64, in_dim: i64, dims: &str| {
             push(format!("h.{i}.{name}.weight"), vec![out_dim, in_dim], dims);
-            if cfg.bias {
+            if cfg.bias || (cfg.qkv_bias && name == "attn.c_attn") {
                 let od = dims.split(',').next().unwrap_or("[").to_string() + "]";
                 push(format!("h.{i}.{name}.bias"), vec![out_dim], &od);
             }
@@ -98,7 +98,7 @@ fn hub_names(arch: HfArch, dims: &str) -> String {
             ("block_size", "n_positions"),
             ("intermediate_size", "n_inner"),
         ],
-        HfArch::Llama => &[
+        HfArch::Llama | HfArch::Qwen2 | HfArch::Mistral => &[
             ("n_kv_heads", "num_key_value_heads"),
             ("n_head", "num_attention_heads"),
             ("n_embd", "hidden_size"),
@@ -135,14 +135,17 @@ pub fn expected(
         };
         let dims = hub_names(arch, &e.dims);
         if m.hub.len() == 3 {
-            let d = e.shape[1];
+            // The fused q/k/v weight [rows, n_embd] or bias [rows], split by rows.
             let rows = [cfg.n_head as i64 * hs, cfg.n_kv_heads as i64 * hs];
             let names = ["n_head", "n_kv_heads", "n_kv_heads"];
+            let tail = if e.shape.len() == 2 { ", n_embd" } else { "" };
             for (i, k) in m.hub.iter().enumerate() {
+                let mut shape = e.shape.clone();
+                shape[0] = rows[i.min(1)];
                 out.push(Expected {
                     key: k.clone(),
-                    shape: vec![rows[i.min(1)], d],
-                    dims: hub_names(arch, &format!("[{}·head_dim, n_embd]", names[i])),
+                    shape,
+                    dims: hub_names(arch, &format!("[{}·head_dim{tail}]", names[i])),
                 });
             }
         } else if m.transposed {
@@ -201,7 +204,7 @@ pub fn check_bounds(cfg: &ModelConfig, layout: Layout) -> Result<()> {
     }
     let eps = match layout {
         Layout::Hf(HfArch::Gpt2) => "layer_norm_epsilon",
-        Layout::Hf(HfArch::Llama) => "rms_norm_eps",
+        Layout::Hf(_) => "rms_norm_eps",
         Layout::Native => "norm_eps",
     };
     if !(cfg.norm_eps.is_finite() && cfg.norm_eps < 1.0) {

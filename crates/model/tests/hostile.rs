@@ -65,6 +65,11 @@ fn expected_shapes_match_the_built_model_for_every_rung() {
         bias: false,
         ..g
     });
+    cfgs.push(ModelConfig {
+        qkv_bias: true,
+        sliding_window: Some(8),
+        ..ModelConfig::llama_tiny()
+    });
     for cfg in cfgs {
         let vs = nn::VarStore::new(Device::Cpu);
         let _m = model::Gpt::new(&vs.root(), &cfg, &RunSettings::default()).unwrap();

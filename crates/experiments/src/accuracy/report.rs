@@ -239,9 +239,9 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
                 r.wall_s / 60.0
             );
         }
-        // The default ladder is rungs 1-4; the optional 5_gqa is timed on its own.
+        // The default ladder is rungs 1-4; the optional rungs (5_gqa, 6+) are timed apart.
         let (default, extra): (Vec<&SummaryRow>, Vec<&SummaryRow>) =
-            rows.iter().partition(|r| r.rung != AccuracyRung::Gqa);
+            rows.iter().partition(|r| r.rung.is_default());
         let per_seed = |rs: &[&SummaryRow]| -> f64 {
             rs.iter().map(|r| r.wall_s / r.seeds as f64).sum::<f64>() / 60.0
         };
@@ -252,10 +252,11 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
             per_seed(&default)
         );
         if !extra.is_empty() {
+            let names: Vec<String> = extra.iter().map(|r| format!("`{}`", r.rung)).collect();
             let _ = write!(
                 t,
-                " (the optional `{}` rung: {:.1} more)",
-                AccuracyRung::Gqa,
+                " (the optional {}: {:.1} more)",
+                names.join(", "),
                 per_seed(&extra)
             );
         }
