@@ -1,5 +1,6 @@
 //! `quant_report`: the CSV, README and chart come from the rungs' JSON, and the targets are
 //! judged from the numbers (a missed target says by how much).
+use experiments::quant::charval::CharVal;
 use experiments::quant::{report, Quality, RungResult, Speed};
 
 fn rung(name: &str, scheme: &str, tps: f64, kl: f64) -> RungResult {
@@ -30,6 +31,13 @@ fn rung(name: &str, scheme: &str, tps: f64, kl: f64) -> RungResult {
         threads: 2,
         wall_s: 1.0,
         args: String::new(),
+        char_val: Some(CharVal {
+            checkpoint: "runs/x/ckpt-000100".into(),
+            step: 100,
+            tokens: 1000,
+            dense_val_loss: 2.0,
+            val_loss: 2.0 * (1.0 + kl), // +kl·100 %
+        }),
     }
 }
 
@@ -58,4 +66,13 @@ fn report_judges_targets_from_the_numbers() {
     assert!(md.contains("| 2.00× | met |"), "{md}");
     assert!(md.contains("missed (reached 80 % of the target)"), "{md}");
     assert!(tmp.path().join("chart.svg").is_file());
+    // The char model's val loss: int8 +0.050 % < +0.5 % is met, and every rung has its row.
+    assert!(
+        md.contains("| Tiny Shakespeare char model val loss: 2_int8 < +0.5 % | +0.050 % | met |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 4_int4_g32 | 2.0000 | 2.2000 | +10.000 % |"),
+        "{md}"
+    );
 }

@@ -8,6 +8,7 @@
 //! tokens/sec, on GPT-2-124M's shape (random weights) and on stories260K; and on stories260K
 //! the quality against the unquantized fp32 model: mean KL of the next-token distribution
 //! over a fixed 512-token sequence, top-1 agreement there, and matching greedy ids from BOS.
+pub mod charval;
 mod measure;
 pub mod report;
 
@@ -72,6 +73,11 @@ pub struct Args {
     /// Skip the GPT-2-124M speed run (stories260K only).
     #[arg(long)]
     pub no_gpt2: bool,
+    /// The run folder of a Tiny Shakespeare char model trained by
+    /// `just train experiments/shakespeare_char_cpu.toml`: its val loss before and after
+    /// (skipped, with a note, when the folder has no checkpoint).
+    #[arg(long, default_value = "runs/shakespeare_char_cpu")]
+    pub char_run: PathBuf,
     /// Output folder.
     #[arg(long, default_value = "results/quant")]
     pub out: PathBuf,
@@ -111,6 +117,9 @@ pub struct RungResult {
     pub dtype: String,
     pub speed: Vec<Speed>,
     pub quality: Option<Quality>,
+    /// The trained char model's val loss before and after (absent when none was found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub char_val: Option<charval::CharVal>,
     pub git_rev: String,
     pub time_utc: String,
     pub cpu: String,
@@ -141,12 +150,16 @@ pub fn main(rung: Rung) -> Result<()> {
         .context("stories260K not found under the shared folder (models/stories260K)")?;
     speed.push(measure::speed_folder(&stories, rung, dtype, &args)?);
     let quality = Some(measure::quality(&stories, rung)?);
+    let char_val = charval::find(&args.char_run)
+        .map(|ckpt| charval::measure(&ckpt, rung))
+        .transpose()?;
     let res = RungResult {
         rung: name.clone(),
         scheme: rung.scheme().map_or("dense".into(), |s| s.label()),
         dtype: dtype.name().into(),
         speed,
         quality,
+        char_val,
         git_rev: runtime::facts::git_rev(),
         time_utc: runtime::facts::timestamp_utc(),
         cpu: crate::sys::cpu_name(),

@@ -56,6 +56,8 @@ fn csv(rungs: &[RungResult]) -> Result<String> {
         "top1_agreement",
         "greedy_match_200",
         "greedy_prefix_200",
+        "char_dense_val_loss",
+        "char_val_loss",
         "git_rev",
         "time_utc",
     ])?;
@@ -81,6 +83,10 @@ fn csv(rungs: &[RungResult]) -> Result<String> {
                 f(q.map(|q| format!("{:.4}", q.top1_agreement))),
                 f(q.map(|q| q.greedy_match.to_string())),
                 f(q.map(|q| q.greedy_prefix.to_string())),
+                f(r.char_val
+                    .as_ref()
+                    .map(|c| format!("{:.4}", c.dense_val_loss))),
+                f(r.char_val.as_ref().map(|c| format!("{:.4}", c.val_loss))),
                 r.git_rev.clone(),
                 r.time_utc.clone(),
             ])?;
@@ -120,6 +126,36 @@ fn targets(rungs: &[RungResult]) -> String {
                 r.rung,
                 q.kl_mean,
                 met(q.kl_mean < want, want / q.kl_mean)
+            );
+        }
+    }
+    if let Some((r, c)) = find("2_").and_then(|r| r.char_val.as_ref().map(|c| (r, c))) {
+        let d = c.delta_percent();
+        let _ = writeln!(
+            s,
+            "| Tiny Shakespeare char model val loss: {} < +0.5 % | {d:+.3} % | {} |",
+            r.rung,
+            met(d < 0.5, 0.5 / d.max(1e-9))
+        );
+    }
+    s
+}
+
+/// The trained char model's val loss per rung (empty when no rung measured one).
+fn char_table(rungs: &[RungResult]) -> String {
+    let mut s = String::new();
+    for r in rungs {
+        if let Some(c) = &r.char_val {
+            if s.is_empty() {
+                let _ = writeln!(s, "\nTiny Shakespeare char model (`{}`, step {}, trained by `just train experiments/shakespeare_char_cpu.toml`): val loss in fp32 on {} tokens of its val split (the same batches for every rung).\n\n| rung | dense val loss | val loss | change |\n|---|---|---|---|", c.checkpoint, c.step, c.tokens);
+            }
+            let _ = writeln!(
+                s,
+                "| {} | {:.4} | {:.4} | {:+.3} % |",
+                r.rung,
+                c.dense_val_loss,
+                c.val_loss,
+                c.delta_percent()
             );
         }
     }
@@ -181,6 +217,7 @@ pub fn write(out: &Path, command: &str, wall_s: Option<u64>) -> Result<()> {
             );
         }
     }
+    md.push_str(&char_table(&rungs));
     let _ = writeln!(
         md,
         "\n## Targets (from the issue)\n\n| target | measured | |\n|---|---|---|\n{}",
