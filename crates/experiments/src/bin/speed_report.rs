@@ -1,6 +1,6 @@
 //! Summarise the speed ladder: merge results/speed/rungs/*.csv into summary.csv, draw
 //! chart.svg and write README.md (table, speed-ups, targets, machine, command).
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use experiments::speed::{explain, report};
 use std::path::PathBuf;
@@ -32,7 +32,31 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<()> {
     runtime::logging::init();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    args.command = args.command.trim().to_string();
+    // The ladder's wall time is recorded once, by the run that measured it; a later
+    // `speed_report` (e.g. after `just speed-sweep --real-size`) keeps it.
+    let timing = args.out.join("timing.json");
+    match args.wall_s {
+        Some(wall_s) => {
+            let v = serde_json::json!({ "wall_s": wall_s, "build_s": args.build_s, "command": args.command });
+            runtime::fsio::write_atomic(&timing, |tmp| {
+                std::fs::write(tmp, format!("{v:#}\n"))?;
+                Ok(())
+            })?
+        }
+        None => {
+            if let Ok(text) = std::fs::read_to_string(&timing) {
+                let v: serde_json::Value = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not valid JSON", timing.display()))?;
+                args.wall_s = v["wall_s"].as_u64();
+                args.build_s = v["build_s"].as_u64();
+                if let Some(c) = v["command"].as_str() {
+                    args.command = c.to_string();
+                }
+            }
+        }
+    }
     let rows = report::summarize(&args.out)?;
     let readme = report::readme(&args.out, &rows, &args.command)?;
     println!("{readme}");
