@@ -63,15 +63,55 @@ pub fn native_shapes(cfg: &ModelConfig) -> Vec<Expected> {
             "[(n_head + 2·n_kv_heads)·n_embd/n_head, n_embd]",
         );
         linear("attn.c_proj", d, d, "[n_embd, n_embd]");
-        match cfg.mlp {
-            MlpKind::Gelu => {
-                linear("mlp.c_fc", h, d, "[intermediate_size, n_embd]");
-                linear("mlp.c_proj", d, h, "[n_embd, intermediate_size]");
+        if let Some(e) = cfg.n_experts {
+            let m = "block_sparse_moe";
+            push(
+                format!("h.{i}.{m}.gate.weight"),
+                vec![e as i64, d],
+                "[n_experts, n_embd]",
+            );
+            for x in 0..e {
+                let p = format!("h.{i}.{m}.experts.{x}");
+                push(
+                    format!("{p}.w1.weight"),
+                    vec![h, d],
+                    "[intermediate_size, n_embd]",
+                );
+                push(
+                    format!("{p}.w2.weight"),
+                    vec![d, h],
+                    "[n_embd, intermediate_size]",
+                );
+                push(
+                    format!("{p}.w3.weight"),
+                    vec![h, d],
+                    "[intermediate_size, n_embd]",
+                );
             }
-            MlpKind::SwiGlu => {
-                linear("mlp.gate_proj", h, d, "[intermediate_size, n_embd]");
-                linear("mlp.up_proj", h, d, "[intermediate_size, n_embd]");
-                linear("mlp.down_proj", d, h, "[n_embd, intermediate_size]");
+            if cfg.n_shared_experts > 0 {
+                let (p, s) = (
+                    format!("h.{i}.{m}.shared_experts"),
+                    cfg.n_shared_experts as i64 * h,
+                );
+                let (up, down) = (
+                    "[n_shared_experts·intermediate_size, n_embd]",
+                    "[n_embd, n_shared_experts·intermediate_size]",
+                );
+                push(format!("{p}.w1.weight"), vec![s, d], up);
+                push(format!("{p}.w2.weight"), vec![d, s], down);
+                push(format!("{p}.w3.weight"), vec![s, d], up);
+            }
+        } else {
+            match cfg.mlp {
+                MlpKind::Gelu => {
+                    linear("mlp.c_fc", h, d, "[intermediate_size, n_embd]");
+                    linear("mlp.c_proj", d, h, "[n_embd, intermediate_size]");
+                }
+                MlpKind::SwiGlu => {
+                    linear("mlp.gate_proj", h, d, "[intermediate_size, n_embd]");
+                    linear("mlp.up_proj", h, d, "[intermediate_size, n_embd]");
+                    linear("mlp.down_proj", d, h, "[n_embd, intermediate_size]");
+                }
             }
         }
         for ln in ["ln_1", "ln_2"] {
@@ -98,7 +138,8 @@ fn hub_names(arch: HfArch, dims: &str) -> String {
             ("block_size", "n_positions"),
             ("intermediate_size", "n_inner"),
         ],
-        HfArch::Llama | HfArch::Qwen2 | HfArch::Mistral => &[
+        HfArch::Llama | HfArch::Qwen2 | HfArch::Mistral | HfArch::Mixtral => &[
+            ("n_experts", "num_local_experts"),
             ("n_kv_heads", "num_key_value_heads"),
             ("n_head", "num_attention_heads"),
             ("n_embd", "hidden_size"),
@@ -176,6 +217,7 @@ pub const LIMITS: &[(&str, usize)] = &[
     ("n_kv_heads", 1024),
     ("n_embd", 1 << 16),
     ("intermediate_size", 1 << 18),
+    ("n_experts", 1024),
 ];
 
 /// Check `cfg`'s sizes against [`LIMITS`] and its floats for finiteness; the error names
@@ -193,6 +235,7 @@ pub fn check_bounds(cfg: &ModelConfig, layout: Layout) -> Result<()> {
             "n_head" => cfg.n_head,
             "n_kv_heads" => cfg.n_kv_heads,
             "n_embd" => cfg.n_embd,
+            "n_experts" => cfg.n_experts.unwrap_or(0),
             _ => cfg.intermediate_size,
         };
         if v > max {

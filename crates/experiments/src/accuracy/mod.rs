@@ -1,7 +1,9 @@
 //! The accuracy ladder: the original GPT-2 recipe (with every speed-up on) → +RoPE (Su et
 //! al. 2021) → +RMSNorm (Zhang & Sennrich 2019) → +SwiGLU (Shazeer 2020), and an optional
-//! +GQA (Ainslie et al. 2023) rung. Each rung trains from scratch on the same data, config
-//! and seeds, changing one thing; `report` compares final val losses against seed noise.
+//! +GQA (Ainslie et al. 2023) rung, then the extension past Llama 3 (issue #14: untied
+//! head, q/k/v biases, a mixture of experts at the dense rung's active parameters). Each
+//! rung trains from scratch on the same data, config and seeds, changing one thing;
+//! `report` compares final val losses against seed noise.
 pub mod report;
 
 use crate::config::TrainConfig;
@@ -47,6 +49,10 @@ pub struct RungRecord {
     pub rung: AccuracyRung,
     pub describe: String,
     pub params: usize,
+    /// Parameters used per token (a mixture of experts uses k of its experts); absent from
+    /// records made before it existed (= `params`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_params: Option<usize>,
     pub seeds: Vec<u64>,
     pub final_val_loss: Vec<f64>,
     pub final_train_loss: Vec<f64>,
@@ -86,6 +92,7 @@ pub fn main(rung: AccuracyRung) -> Result<()> {
         rung,
         describe: rung.describe().into(),
         params: 0,
+        active_params: None,
         seeds: Vec::new(),
         final_val_loss: Vec::new(),
         final_train_loss: Vec::new(),
@@ -157,6 +164,7 @@ pub fn main(rung: AccuracyRung) -> Result<()> {
         }
         w.flush()?;
         rec.params = out.params;
+        rec.active_params = (out.active_params != out.params).then_some(out.active_params);
         rec.seeds.push(cfg.run.seed);
         rec.final_val_loss.push(out.final_val_loss);
         rec.final_train_loss.push(out.final_train_loss);

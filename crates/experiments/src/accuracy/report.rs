@@ -14,6 +14,8 @@ use std::path::Path;
 pub struct SummaryRow {
     pub rung: AccuracyRung,
     pub params: usize,
+    /// Parameters used per token: `params` for a dense rung, less for a mixture of experts.
+    pub active_params: usize,
     pub seeds: usize,
     pub val_loss_mean: f64,
     pub val_loss_std: f64,
@@ -21,6 +23,18 @@ pub struct SummaryRow {
     pub val_loss_max: f64,
     pub wall_s: f64,
     pub tokens_per_sec: f64,
+}
+
+impl SummaryRow {
+    /// The parameter count as the tables show it: the total, and the active count when a
+    /// token uses fewer (a mixture of experts).
+    pub fn params_shown(&self) -> String {
+        if self.active_params == self.params {
+            self.params.to_string()
+        } else {
+            format!("{} ({} active)", self.params, self.active_params)
+        }
+    }
 }
 
 /// Mean and sample standard deviation (0 for a single value).
@@ -39,6 +53,7 @@ pub fn summary_row(r: &RungRecord) -> SummaryRow {
     SummaryRow {
         rung: r.rung,
         params: r.params,
+        active_params: r.active_params.unwrap_or(r.params),
         seeds: r.seeds.len(),
         val_loss_mean: mean,
         val_loss_std: std,
@@ -185,7 +200,7 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
             "| {} | {} | {} | {} | {:.4} ± {:.4} | {} | {} | {:.0} | {:.0} |",
             row.rung,
             rec.describe,
-            row.params,
+            row.params_shown(),
             row.seeds,
             row.val_loss_mean,
             row.val_loss_std,
@@ -232,7 +247,7 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
                 t,
                 "| {} | {} | {} | {:.4} ± {:.4} | {:.1} min |",
                 r.rung,
-                r.params,
+                r.params_shown(),
                 r.seeds,
                 r.val_loss_mean,
                 r.val_loss_std,
@@ -275,7 +290,11 @@ fn doc_section(rows: &[SummaryRow], recs: &[RungRecord], command: &str) -> Strin
             let _ = writeln!(
                 s,
                 "- `{}`: val loss {:.4} ± {:.4} ({} seeds, {} parameters).",
-                r.rung, r.val_loss_mean, r.val_loss_std, r.seeds, r.params
+                r.rung,
+                r.val_loss_mean,
+                r.val_loss_std,
+                r.seeds,
+                r.params_shown()
             );
             continue;
         }
@@ -289,7 +308,7 @@ fn doc_section(rows: &[SummaryRow], recs: &[RungRecord], command: &str) -> Strin
             None if d < 0.0 => "lower, but with one seed we cannot tell it from noise",
             None => "higher, but with one seed we cannot tell it from noise",
         };
-        let _ = writeln!(s, "- `{}`: val loss {:.4} ± {:.4}, Δ {:+.4} vs `{}` — {verdict} ({} parameters, {:+} vs previous).", r.rung, r.val_loss_mean, r.val_loss_std, d, p.rung, r.params, r.params as i64 - p.params as i64);
+        let _ = writeln!(s, "- `{}`: val loss {:.4} ± {:.4}, Δ {:+.4} vs `{}` — {verdict} ({} parameters, {:+} vs previous).", r.rung, r.val_loss_mean, r.val_loss_std, d, p.rung, r.params_shown(), r.params as i64 - p.params as i64);
     }
     s
 }
