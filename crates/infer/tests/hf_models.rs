@@ -87,7 +87,7 @@ fn mixtral_tiny_greedy_matches_transformers() {
     // Full attention: 384 bytes per position (as Mistral's shape), 8 + 40 − 1 positions
     // cached, at most the 8 + 40 the cache was sized for.
     let used = v["kv_cache_bytes"].as_u64().unwrap();
-    assert!(used >= 384 * 47 && used <= 384 * 48, "{v}");
+    assert!((384 * 47..=384 * 48).contains(&used), "{v}");
 }
 
 #[test]
