@@ -112,7 +112,8 @@ rungs! {
 rungs! {
     /// The accuracy ladder: GPT-2's parts → +RoPE → +RMSNorm → +SwiGLU, an optional +GQA,
     /// and the extension past Llama 3 (issue #14): +untied head → +q/k/v biases (Qwen) →
-    /// +mixture of experts (Mixtral) at the same active parameters per token.
+    /// +mixture of experts (Mixtral) at the same active parameters per token → +sliding-window
+    /// attention (Mistral) with a window of a quarter of the context.
     AccuracyRung {
         Original => "1_original",
         Rope => "2_rope",
@@ -122,6 +123,7 @@ rungs! {
         Untied => "6_untied",
         QkvBias => "7_qkv_bias",
         Moe => "8_moe",
+        SlidingWindow => "9_sliding_window",
     }
 }
 
@@ -218,6 +220,7 @@ impl AccuracyRung {
                 "intermediate_size",
                 "router_aux_loss_coef",
             ],
+            SlidingWindow => &["sliding_window"],
         }
     }
 
@@ -267,6 +270,7 @@ impl Rung for AccuracyRung {
             Untied => Some(Gqa),
             QkvBias => Some(Untied),
             Moe => Some(QkvBias),
+            SlidingWindow => Some(Moe),
         }
     }
     fn describe(self) -> &'static str {
@@ -282,6 +286,7 @@ impl Rung for AccuracyRung {
             Untied => "+ untied LM head (its own vocab × n_embd matrix, as Llama 3 and Qwen2)",
             QkvBias => "+ biases on the q, k, v projections only (Qwen)",
             Moe => "+ mixture of 4 SwiGLU experts, top-2 (Mixtral), each half as wide: the same active parameters per token",
+            SlidingWindow => "+ sliding-window attention (Mistral), W = block_size / 4: each query sees the last W positions",
         }
     }
     fn change(self, cfg: &mut ModelConfig, _run: &mut RunSettings, knobs: &Knobs) {
@@ -308,6 +313,7 @@ impl Rung for AccuracyRung {
                 cfg.experts_per_token = Some(k);
                 cfg.router_aux_loss_coef = Some(model::config::DEFAULT_ROUTER_AUX_LOSS_COEF);
             }
+            SlidingWindow => cfg.sliding_window = Some((cfg.block_size / 4).max(1)),
         }
     }
 }
@@ -479,6 +485,16 @@ mod tests {
                 "model.experts_per_token=2",
                 "model.n_experts=4"
             ]
+        );
+        // 9_sliding_window: the same model (parameters and all) with a window of 128 / 4.
+        let w = arch(AccuracyRung::SlidingWindow);
+        assert_eq!(w.sliding_window, Some(32));
+        assert_eq!(
+            ModelConfig {
+                sliding_window: None,
+                ..w.clone()
+            },
+            moe
         );
     }
 }

@@ -53,6 +53,11 @@ pub struct RungRecord {
     /// records made before it existed (= `params`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_params: Option<usize>,
+    /// Bytes one sequence's KV cache holds at full context in the run's dtype, as
+    /// `infer --plan` counts them (a sliding window caps the positions at W); absent from
+    /// records made before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache_bytes_per_sequence: Option<usize>,
     pub seeds: Vec<u64>,
     pub final_val_loss: Vec<f64>,
     pub final_train_loss: Vec<f64>,
@@ -93,6 +98,7 @@ pub fn main(rung: AccuracyRung) -> Result<()> {
         describe: rung.describe().into(),
         params: 0,
         active_params: None,
+        kv_cache_bytes_per_sequence: None,
         seeds: Vec::new(),
         final_val_loss: Vec::new(),
         final_train_loss: Vec::new(),
@@ -165,6 +171,13 @@ pub fn main(rung: AccuracyRung) -> Result<()> {
         w.flush()?;
         rec.params = out.params;
         rec.active_params = (out.active_params != out.params).then_some(out.active_params);
+        rec.kv_cache_bytes_per_sequence = Some(
+            infer::planner::kv_positions_per_sequence(&out.model)
+                * model::accounting::kv_cache_bytes_per_token(
+                    &out.model,
+                    out.settings.dtype.bytes(),
+                ),
+        );
         rec.seeds.push(cfg.run.seed);
         rec.final_val_loss.push(out.final_val_loss);
         rec.final_train_loss.push(out.final_train_loss);

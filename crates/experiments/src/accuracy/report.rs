@@ -16,6 +16,8 @@ pub struct SummaryRow {
     pub params: usize,
     /// Parameters used per token: `params` for a dense rung, less for a mixture of experts.
     pub active_params: usize,
+    /// One sequence's KV cache at full context (bytes; `None` in older records).
+    pub kv_cache_bytes_per_sequence: Option<usize>,
     pub seeds: usize,
     pub val_loss_mean: f64,
     pub val_loss_std: f64,
@@ -54,6 +56,7 @@ pub fn summary_row(r: &RungRecord) -> SummaryRow {
         rung: r.rung,
         params: r.params,
         active_params: r.active_params.unwrap_or(r.params),
+        kv_cache_bytes_per_sequence: r.kv_cache_bytes_per_sequence,
         seeds: r.seeds.len(),
         val_loss_mean: mean,
         val_loss_std: std,
@@ -308,7 +311,12 @@ fn doc_section(rows: &[SummaryRow], recs: &[RungRecord], command: &str) -> Strin
             None if d < 0.0 => "lower, but with one seed we cannot tell it from noise",
             None => "higher, but with one seed we cannot tell it from noise",
         };
-        let _ = writeln!(s, "- `{}`: val loss {:.4} ± {:.4}, Δ {:+.4} vs `{}` — {verdict} ({} parameters, {:+} vs previous).", r.rung, r.val_loss_mean, r.val_loss_std, d, p.rung, r.params_shown(), r.params as i64 - p.params as i64);
+        // A rung that changes the decode KV cache (a sliding window) says by how much.
+        let kv = match (r.kv_cache_bytes_per_sequence, p.kv_cache_bytes_per_sequence) {
+            (Some(a), Some(b)) if a != b => format!("; decode KV cache per sequence at full context {:.1} KiB vs {:.1} KiB, as `infer --plan` counts it", a as f64 / 1024.0, b as f64 / 1024.0),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "- `{}`: val loss {:.4} ± {:.4}, Δ {:+.4} vs `{}` — {verdict} ({} parameters, {:+} vs previous{kv}).", r.rung, r.val_loss_mean, r.val_loss_std, d, p.rung, r.params_shown(), r.params as i64 - p.params as i64);
     }
     s
 }
