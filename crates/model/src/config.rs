@@ -237,49 +237,7 @@ impl ModelConfig {
         if self.sliding_window == Some(0) {
             return err("sliding_window must be at least 1 (the positions each query sees, itself included), got 0; leave it out (null) for full attention".into());
         }
-        self.validate_moe()
-    }
-
-    /// The mixture-of-experts keys: all or nothing, and numbers that route.
-    fn validate_moe(&self) -> Result<(), ConfigError> {
-        let err = |m: String| Err(ConfigError(m));
-        let Some(n) = self.n_experts else {
-            for (key, set) in [
-                ("experts_per_token", self.experts_per_token.is_some()),
-                ("n_shared_experts", self.n_shared_experts > 0),
-                ("router_aux_loss_coef", self.router_aux_loss_coef.is_some()),
-            ] {
-                if set {
-                    return err(format!("{key} is set but n_experts is not: it only applies to a mixture of experts (set n_experts, or leave {key} out)"));
-                }
-            }
-            return Ok(());
-        };
-        if n == 0 {
-            return err(
-                "n_experts must be at least 1, got 0; leave it out (null) for a dense MLP".into(),
-            );
-        }
-        if self.mlp != MlpKind::SwiGlu {
-            return err("n_experts needs mlp = \"swiglu\" (the experts are SwiGLU MLPs, as Mixtral's), got \"gelu\"".into());
-        }
-        if self.bias {
-            return err("n_experts needs bias = false (the router and experts have no biases, as Mixtral's)".into());
-        }
-        match self.experts_per_token {
-            None => return err(format!("experts_per_token must be set with n_experts = {n} (top-k routing; Mixtral uses 2)")),
-            Some(0) => return err("experts_per_token must be at least 1, got 0".into()),
-            Some(k) if k > n => return err(format!("experts_per_token ({k}) must be at most n_experts ({n}): a token cannot be routed to more experts than there are")),
-            Some(_) => {}
-        }
-        if let Some(c) = self.router_aux_loss_coef {
-            if !(c.is_finite() && c >= 0.0) {
-                return err(format!(
-                    "router_aux_loss_coef must be a finite number ≥ 0, got {c}"
-                ));
-            }
-        }
-        Ok(())
+        crate::moe::validate(self)
     }
 
     /// Parse JSON (our own config format), rejecting unknown keys, then validate.

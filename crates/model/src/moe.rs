@@ -10,9 +10,88 @@
 //! its weighted output is scattered back (`index_add`). Variable names are Mixtral's:
 //! `block_sparse_moe.gate`, `block_sparse_moe.experts.{e}.w1` (gate), `w3` (up), `w2` (down);
 //! the shared experts are `block_sparse_moe.shared_experts.{w1,w2,w3}`.
-use crate::config::ModelConfig;
+use crate::config::{ConfigError, MlpKind, ModelConfig};
 use crate::layers::{Linear, SwiGlu};
 use tch::{nn, nn::Module, Kind, Tensor};
+
+/// `ModelConfig::validate`'s part for the mixture-of-experts keys: all or nothing, and
+/// numbers that route; the message names the key.
+pub(crate) fn validate(cfg: &ModelConfig) -> Result<(), ConfigError> {
+    let err = |m: String| Err(ConfigError(m));
+    let Some(n) = cfg.n_experts else {
+        for (key, set) in [
+            ("experts_per_token", cfg.experts_per_token.is_some()),
+            ("n_shared_experts", cfg.n_shared_experts > 0),
+            ("router_aux_loss_coef", cfg.router_aux_loss_coef.is_some()),
+        ] {
+            if set {
+                return err(format!("{key} is set but n_experts is not: it only applies to a mixture of experts (set n_experts, or leave {key} out)"));
+            }
+        }
+        return Ok(());
+    };
+    if n == 0 {
+        return err(
+            "n_experts must be at least 1, got 0; leave it out (null) for a dense MLP".into(),
+        );
+    }
+    if cfg.mlp != MlpKind::SwiGlu {
+        return err("n_experts needs mlp = \"swiglu\" (the experts are SwiGLU MLPs, as Mixtral's), got \"gelu\"".into());
+    }
+    if cfg.bias {
+        return err(
+            "n_experts needs bias = false (the router and experts have no biases, as Mixtral's)"
+                .into(),
+        );
+    }
+    match cfg.experts_per_token {
+        None => return err(format!("experts_per_token must be set with n_experts = {n} (top-k routing; Mixtral uses 2)")),
+        Some(0) => return err("experts_per_token must be at least 1, got 0".into()),
+        Some(k) if k > n => return err(format!("experts_per_token ({k}) must be at most n_experts ({n}): a token cannot be routed to more experts than there are")),
+        Some(_) => {}
+    }
+    if let Some(c) = cfg.router_aux_loss_coef {
+        if !(c.is_finite() && c >= 0.0) {
+            return err(format!(
+                "router_aux_loss_coef must be a finite number ≥ 0, got {c}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The variables of layer `i`'s mixture of experts: (our key, shape, the config keys behind
+/// it), for `validate::native_shapes`.
+pub(crate) fn layer_shapes(cfg: &ModelConfig, i: usize) -> Vec<(String, Vec<i64>, &'static str)> {
+    let (d, h) = (cfg.n_embd as i64, cfg.intermediate_size as i64);
+    let p = format!("h.{i}.block_sparse_moe");
+    let e = cfg.n_experts.unwrap_or(0);
+    let mut out = vec![(
+        format!("{p}.gate.weight"),
+        vec![e as i64, d],
+        "[n_experts, n_embd]",
+    )];
+    let mut swiglu = |q: String, h: i64, up: &'static str, down: &'static str| {
+        out.push((format!("{q}.w1.weight"), vec![h, d], up));
+        out.push((format!("{q}.w2.weight"), vec![d, h], down));
+        out.push((format!("{q}.w3.weight"), vec![h, d], up));
+    };
+    for x in 0..e {
+        let (up, down) = ("[intermediate_size, n_embd]", "[n_embd, intermediate_size]");
+        swiglu(format!("{p}.experts.{x}"), h, up, down);
+    }
+    if cfg.n_shared_experts > 0 {
+        let s = cfg.n_shared_experts as i64 * h;
+        let up = "[n_shared_experts·intermediate_size, n_embd]";
+        swiglu(
+            format!("{p}.shared_experts"),
+            s,
+            up,
+            "[n_embd, n_shared_experts·intermediate_size]",
+        );
+    }
+    out
+}
 
 /// The MoE feed-forward block of one layer.
 #[derive(Debug)]

@@ -63,43 +63,9 @@ pub fn native_shapes(cfg: &ModelConfig) -> Vec<Expected> {
             "[(n_head + 2·n_kv_heads)·n_embd/n_head, n_embd]",
         );
         linear("attn.c_proj", d, d, "[n_embd, n_embd]");
-        if let Some(e) = cfg.n_experts {
-            let m = "block_sparse_moe";
-            push(
-                format!("h.{i}.{m}.gate.weight"),
-                vec![e as i64, d],
-                "[n_experts, n_embd]",
-            );
-            for x in 0..e {
-                let p = format!("h.{i}.{m}.experts.{x}");
-                push(
-                    format!("{p}.w1.weight"),
-                    vec![h, d],
-                    "[intermediate_size, n_embd]",
-                );
-                push(
-                    format!("{p}.w2.weight"),
-                    vec![d, h],
-                    "[n_embd, intermediate_size]",
-                );
-                push(
-                    format!("{p}.w3.weight"),
-                    vec![h, d],
-                    "[intermediate_size, n_embd]",
-                );
-            }
-            if cfg.n_shared_experts > 0 {
-                let (p, s) = (
-                    format!("h.{i}.{m}.shared_experts"),
-                    cfg.n_shared_experts as i64 * h,
-                );
-                let (up, down) = (
-                    "[n_shared_experts·intermediate_size, n_embd]",
-                    "[n_embd, n_shared_experts·intermediate_size]",
-                );
-                push(format!("{p}.w1.weight"), vec![s, d], up);
-                push(format!("{p}.w2.weight"), vec![d, s], down);
-                push(format!("{p}.w3.weight"), vec![s, d], up);
+        if cfg.is_moe() {
+            for (key, shape, dims) in crate::moe::layer_shapes(cfg, i) {
+                push(key, shape, dims);
             }
         } else {
             match cfg.mlp {

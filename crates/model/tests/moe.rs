@@ -306,12 +306,22 @@ fn bad_moe_configs_name_the_key() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("n_expert"), "{e}");
-    let mut zero = v;
+    let mut zero = v.clone();
     zero["n_experts"] = serde_json::json!(0);
     let e = ModelConfig::from_json(&zero.to_string())
         .unwrap_err()
         .to_string();
     assert!(e.contains("n_experts"), "{e}");
+    // A hostile expert count is refused before any shape is listed or tensor allocated.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut huge = v;
+    huge["n_experts"] = serde_json::json!(1_000_000_000u64);
+    std::fs::write(tmp.path().join("config.json"), huge.to_string()).unwrap();
+    let e = format!("{:#}", model::read_config(tmp.path()).unwrap_err());
+    assert!(
+        e.contains("'n_experts'") && e.contains("out of range"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -336,4 +346,36 @@ fn native_save_and_load_round_trips_a_moe_model() {
     // A shared expert has no Mixtral layout.
     let e = model::save_hf(&vs, &cfg, &tmp.path().join("hf")).unwrap_err();
     assert!(format!("{e:#}").contains("no Hugging Face layout"), "{e:#}");
+}
+
+#[test]
+fn int8_quantizes_every_expert_and_keeps_the_router_dense() {
+    use model::quant::{self, Scheme};
+    let cfg = ModelConfig {
+        n_shared_experts: 1,
+        ..moe_cfg(4, 2)
+    };
+    let (vs, mut m) = build(&cfg, 15);
+    let x = random_ids(cfg.vocab_size, 1, 10, 16);
+    let dense = tch::no_grad(|| m.forward(&x, 0, None).unwrap());
+    quant::quantize_model(&mut m, Scheme::Int8, true).unwrap();
+    let names: Vec<String> = quant::linears(&m).into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"h.1.block_sparse_moe.experts.3.w2".to_string()));
+    assert!(names.contains(&"h.0.block_sparse_moe.shared_experts.w1".to_string()));
+    assert!(!names.iter().any(|n| n.ends_with(".gate")), "{names:?}");
+    let q = tch::no_grad(|| m.forward(&x, 0, None).unwrap());
+    assert!(
+        max_abs_diff(&q, &dense) < 0.05,
+        "{}",
+        max_abs_diff(&q, &dense)
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    quant::save(&vs, &mut m, tmp.path()).unwrap();
+    let (back, _) = quant::load(tmp.path(), &RunSettings::default(), Device::Cpu).unwrap();
+    let again = tch::no_grad(|| back.model.forward(&x, 0, None).unwrap());
+    assert!(again.equal(&q), "logits differ after quantized save → load");
+    assert_eq!(
+        quant::weight_bytes(&back.vs, &back.model).total() as usize,
+        quant::planned_weight_bytes(&cfg, Scheme::Int8, 4)
+    );
 }
