@@ -62,12 +62,14 @@ accuracy-gqa *ARGS: setup
     target/release/accuracy_report --command "just accuracy-gqa {{ARGS}} (rungs 1-4: as last recorded by just accuracy-ablation)" > /dev/null
 
 # The extension past Llama 3 (issue #14; docs/beyond-llama3.md): 5_gqa, then +untied head
-# (6_untied) and +q/k/v biases (7_qkv_bias), each on top of the one before; then the report
-# again (rungs 1-4: as last recorded). About 6 minutes per seed per rung on an idle CPU;
+# (6_untied), +q/k/v biases (7_qkv_bias), +mixture of experts (8_moe: 4 experts top-2 at
+# the same active parameters) and +sliding window (9_sliding_window: W = block_size / 4),
+# each on top of the one before; then the report again (rungs 1-4: as last recorded). About
+# 6 minutes per seed per rung on an idle CPU (8_moe and 9_sliding_window more);
 # e.g. `just accuracy-ablation-extended --seeds 3`.
 accuracy-ablation-extended *ARGS: setup
     cargo build --release -p experiments --bins
-    for rung in 5_gqa 6_untied 7_qkv_bias; do \
+    for rung in 5_gqa 6_untied 7_qkv_bias 8_moe 9_sliding_window; do \
         target/release/accuracy_$rung {{ARGS}}; \
     done
     target/release/accuracy_report --command "just accuracy-ablation-extended {{ARGS}} (rungs 1-4: as last recorded by just accuracy-ablation)" > /dev/null

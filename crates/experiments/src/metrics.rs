@@ -29,6 +29,57 @@ pub struct EvalRow {
     pub lr: f64,
 }
 
+/// A mixture of experts' side of one optimizer step (this rank's micro-batches): the
+/// cross-entropy and load-balancing loss (means), and per layer the (token, slot)
+/// assignments each expert got (sums).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MoeRow {
+    pub step: usize,
+    pub ce: f64,
+    pub aux: f64,
+    pub expert_tokens: Vec<Vec<i64>>,
+}
+
+impl MoeRow {
+    pub fn new(step: usize) -> Self {
+        Self {
+            step,
+            ce: 0.0,
+            aux: 0.0,
+            expert_tokens: Vec::new(),
+        }
+    }
+
+    /// Add one micro-batch (its losses already divided by the number of micro-batches).
+    pub fn add(&mut self, ce: f64, aux: f64, counts: &[Vec<i64>]) {
+        self.ce += ce;
+        self.aux += aux;
+        if self.expert_tokens.is_empty() {
+            self.expert_tokens = counts.to_vec();
+        } else {
+            for (a, b) in self.expert_tokens.iter_mut().zip(counts) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+            }
+        }
+    }
+
+    /// Each expert's share of the assignments over all layers, e.g. `27/24/26/23%`.
+    pub fn shares(&self) -> String {
+        let n = self.expert_tokens.first().map_or(0, Vec::len);
+        let per: Vec<i64> = (0..n)
+            .map(|e| self.expert_tokens.iter().map(|l| l[e]).sum())
+            .collect();
+        let total = per.iter().sum::<i64>().max(1) as f64;
+        let pct: Vec<String> = per
+            .iter()
+            .map(|&c| format!("{:.0}", 100.0 * c as f64 / total))
+            .collect();
+        pct.join("/") + "%"
+    }
+}
+
 pub struct Metrics {
     dir: PathBuf,
     steps: csv::Writer<File>,
@@ -96,7 +147,7 @@ fn truncate_jsonl(path: &Path, start: usize) -> Result<()> {
             };
             let step = v["row"]["step"].as_u64().map(|s| s as usize);
             match (v["event"].as_str(), step) {
-                (Some("step"), Some(s)) => s <= start,
+                (Some("step" | "moe"), Some(s)) => s <= start,
                 (Some("eval"), Some(s)) => s < start,
                 _ => true,
             }
@@ -178,13 +229,14 @@ impl Metrics {
         &mut self,
         cfg: &TrainConfig,
         mcfg: &model::ModelConfig,
-        params: usize,
+        params: model::accounting::ParamCount,
         device: &str,
         threads: usize,
         machine: &MachineRecord,
     ) -> Result<()> {
         self.event(serde_json::json!({
-            "event": "start", "config": cfg, "model": mcfg, "params": params,
+            "event": "start", "config": cfg, "model": mcfg, "params": params.total,
+            "active_params": params.active,
             "git_rev": runtime::facts::git_rev(), "timestamp": runtime::facts::timestamp_utc(),
             "device": device, "threads": threads, "machine": machine,
         }))
@@ -204,6 +256,11 @@ impl Metrics {
         self.steps.serialize(r).with_context(ctx)?;
         self.steps.flush().with_context(ctx)?;
         self.event(serde_json::json!({"event": "step", "row": r}))
+    }
+
+    /// A mixture of experts' losses and per-expert token counts (`log.jsonl` only).
+    pub fn moe(&mut self, r: &MoeRow) -> Result<()> {
+        self.event(serde_json::json!({"event": "moe", "row": r}))
     }
 
     pub fn eval(&mut self, r: &EvalRow) -> Result<()> {

@@ -111,7 +111,9 @@ rungs! {
 
 rungs! {
     /// The accuracy ladder: GPT-2's parts → +RoPE → +RMSNorm → +SwiGLU, an optional +GQA,
-    /// and the extension past Llama 3 (issue #14): +untied head → +q/k/v biases (Qwen).
+    /// and the extension past Llama 3 (issue #14): +untied head → +q/k/v biases (Qwen) →
+    /// +mixture of experts (Mixtral) at the same active parameters per token → +sliding-window
+    /// attention (Mistral) with a window of a quarter of the context.
     AccuracyRung {
         Original => "1_original",
         Rope => "2_rope",
@@ -120,8 +122,14 @@ rungs! {
         Gqa => "5_gqa",
         Untied => "6_untied",
         QkvBias => "7_qkv_bias",
+        Moe => "8_moe",
+        SlidingWindow => "9_sliding_window",
     }
 }
+
+/// The mixture-of-experts rung: 4 experts, top-2 (Mixtral's k; 8 experts in Mixtral).
+const MOE_EXPERTS: usize = 4;
+const MOE_EXPERTS_PER_TOKEN: usize = 2;
 
 /// GPT-2's vocabulary before padding to a multiple of 64.
 const GPT2_VOCAB_UNPADDED: usize = 50257;
@@ -206,6 +214,13 @@ impl AccuracyRung {
             Gqa => &["n_kv_heads"],
             Untied => &["tie_embeddings"],
             QkvBias => &["qkv_bias"],
+            Moe => &[
+                "n_experts",
+                "experts_per_token",
+                "intermediate_size",
+                "router_aux_loss_coef",
+            ],
+            SlidingWindow => &["sliding_window"],
         }
     }
 
@@ -254,6 +269,8 @@ impl Rung for AccuracyRung {
             Gqa => Some(SwiGlu),
             Untied => Some(Gqa),
             QkvBias => Some(Untied),
+            Moe => Some(QkvBias),
+            SlidingWindow => Some(Moe),
         }
     }
     fn describe(self) -> &'static str {
@@ -268,6 +285,8 @@ impl Rung for AccuracyRung {
             Gqa => "+ GQA with n_kv_heads = n_head / 2",
             Untied => "+ untied LM head (its own vocab × n_embd matrix, as Llama 3 and Qwen2)",
             QkvBias => "+ biases on the q, k, v projections only (Qwen)",
+            Moe => "+ mixture of 4 SwiGLU experts, top-2 (Mixtral), each half as wide: the same active parameters per token",
+            SlidingWindow => "+ sliding-window attention (Mistral), W = block_size / 4: each query sees the last W positions",
         }
     }
     fn change(self, cfg: &mut ModelConfig, _run: &mut RunSettings, knobs: &Knobs) {
@@ -287,6 +306,14 @@ impl Rung for AccuracyRung {
             Gqa => cfg.n_kv_heads = knobs.gqa.unwrap_or((cfg.n_head / 2).max(1)),
             Untied => cfg.tie_embeddings = false,
             QkvBias => cfg.qkv_bias = true,
+            Moe => {
+                let k = MOE_EXPERTS_PER_TOKEN;
+                cfg.intermediate_size = model::config::moe_matched_hidden(cfg.intermediate_size, k);
+                cfg.n_experts = Some(MOE_EXPERTS);
+                cfg.experts_per_token = Some(k);
+                cfg.router_aux_loss_coef = Some(model::config::DEFAULT_ROUTER_AUX_LOSS_COEF);
+            }
+            SlidingWindow => cfg.sliding_window = Some((cfg.block_size / 4).max(1)),
         }
     }
 }
@@ -423,5 +450,51 @@ mod tests {
         let tail: Vec<&str> = rec.iter().rev().take(2).map(String::as_str).collect();
         assert_eq!(tail, ["model.qkv_bias=true", "model.tie_embeddings=false"]);
         assert!(!AccuracyRung::Untied.is_default() && AccuracyRung::SwiGlu.is_default());
+    }
+
+    /// 8_moe: 4 experts top-2, each half as wide as 7_qkv_bias's MLP, so a token uses the
+    /// dense rung's parameters (plus the router's n_embd × 4 per layer) while the model
+    /// holds about twice the MLP parameters.
+    #[test]
+    fn moe_rung_matches_the_dense_rungs_active_parameters() {
+        use model::accounting::param_count;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let base =
+            TrainConfig::load(&root.join("experiments/shakespeare_char_cpu.toml"), &[]).unwrap();
+        let arch = |r: AccuracyRung| {
+            let mut c = base.clone();
+            c.edit_model(|m, run| r.apply(m, run, &Knobs::default()))
+                .unwrap();
+            c.architecture(65).unwrap()
+        };
+        let (dense, moe) = (arch(AccuracyRung::QkvBias), arch(AccuracyRung::Moe));
+        assert_eq!((moe.n_experts, moe.experts_per_token), (Some(4), Some(2)));
+        assert_eq!(moe.intermediate_size, dense.intermediate_size / 2);
+        assert!(moe.qkv_bias && !moe.tie_embeddings);
+        let (d, m) = (param_count(&dense), param_count(&moe));
+        let router = moe.n_layer * moe.n_embd * 4;
+        assert_eq!(m.active, d.total + router);
+        assert!(m.total > d.total + d.total / 4, "{m:?} vs {d:?}");
+        let rec = AccuracyRung::Moe.record(&base.architecture(65).unwrap(), &Knobs::default());
+        let tail: Vec<&str> = rec.iter().rev().take(4).map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "model.router_aux_loss_coef=0.01",
+                "model.intermediate_size=172",
+                "model.experts_per_token=2",
+                "model.n_experts=4"
+            ]
+        );
+        // 9_sliding_window: the same model (parameters and all) with a window of 128 / 4.
+        let w = arch(AccuracyRung::SlidingWindow);
+        assert_eq!(w.sliding_window, Some(32));
+        assert_eq!(
+            ModelConfig {
+                sliding_window: None,
+                ..w.clone()
+            },
+            moe
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `infer --model` on the Hugging Face folders beyond Llama (`qwen2-tiny`, `mistral-tiny`,
-//! written by transformers): the greedy ids of their `reference.json`, with and without
-//! `--kv-cache` (Mistral's 48 positions run past its 16-position window: a rolling cache).
+//! `mixtral-tiny`, written by transformers): the greedy ids of their `reference.json`, with
+//! and without `--kv-cache` (Mistral's 48 positions run past its 16-position window: a
+//! rolling cache; Mixtral routes each token to 2 of 4 experts).
 use std::process::Command;
 
 fn infer(args: &[&str]) -> (bool, String, String) {
@@ -76,6 +77,17 @@ fn mistral_tiny_greedy_matches_transformers() {
     // rolling buffer holds 16 of the 8 + 40 − 1 positions.
     assert_eq!(v["kv_cache_capacity_bytes"], 384 * 16, "{v}");
     assert_eq!(v["kv_cache_bytes"], 384 * 16, "{v}");
+}
+
+#[test]
+fn mixtral_tiny_greedy_matches_transformers() {
+    let Some(v) = greedy_matches_reference("mixtral-tiny") else {
+        return;
+    };
+    // Full attention: 384 bytes per position (as Mistral's shape), 8 + 40 − 1 positions
+    // cached, at most the 8 + 40 the cache was sized for.
+    let used = v["kv_cache_bytes"].as_u64().unwrap();
+    assert!((384 * 47..=384 * 48).contains(&used), "{v}");
 }
 
 #[test]

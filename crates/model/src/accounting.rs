@@ -11,8 +11,12 @@ pub struct ParamCount {
     pub total: usize,
     /// Token embedding (and an untied head), plus learned positions.
     pub embedding: usize,
-    /// Parameters that take part in a matmul per token: the blocks plus the LM head.
+    /// Parameters that take part in a matmul per token: the blocks plus the LM head (for a
+    /// mixture of experts, the router and the k routed experts a token uses, not all E).
     pub matmul: usize,
+    /// Parameters used per token: `total` less the experts a token is not routed to (equal
+    /// to `total` for a dense model).
+    pub active: usize,
 }
 
 pub fn param_count(cfg: &ModelConfig) -> ParamCount {
@@ -30,6 +34,14 @@ pub fn param_count(cfg: &ModelConfig) -> ParamCount {
         MlpKind::Gelu => 2 * d * f + b * (f + d),
         MlpKind::SwiGlu => 3 * d * f + b * (2 * f + d),
     };
+    // A mixture of experts: router (d·E), E experts, shared experts; k experts per token.
+    let (mlp, idle) = match (cfg.n_experts, cfg.experts_per_token) {
+        (Some(e), Some(k)) => {
+            let shared = 3 * d * f * cfg.n_shared_experts;
+            (d * e + e * mlp + shared, (e - k.min(e)) * mlp)
+        }
+        _ => (mlp, 0),
+    };
     let block = 2 * norm + attn + mlp;
     let wpe = if cfg.pos_emb == PosEmb::Learned {
         cfg.block_size * d
@@ -38,10 +50,12 @@ pub fn param_count(cfg: &ModelConfig) -> ParamCount {
     };
     let head = if cfg.tie_embeddings { 0 } else { v * d };
     let layers = cfg.n_layer * block + norm;
+    let total = v * d + wpe + head + layers;
     ParamCount {
-        total: v * d + wpe + head + layers,
+        total,
         embedding: v * d + wpe + head,
-        matmul: cfg.n_layer * block + v * d,
+        matmul: cfg.n_layer * (block - idle) + v * d,
+        active: total - cfg.n_layer * idle,
     }
 }
 

@@ -101,6 +101,32 @@ pub struct ModelConfig {
     /// attention (absent from older configs; written only when set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sliding_window: Option<usize>,
+    /// Mixture of experts (Mixtral, Jiang et al. 2024; Switch Transformer, Fedus et al.
+    /// 2021): the feed-forward block becomes `n_experts` SwiGLU experts of hidden size
+    /// `intermediate_size` each and a router. `None` = one dense MLP (absent from older
+    /// configs; written only when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_experts: Option<usize>,
+    /// Top-k routing: the experts each token is sent to (Mixtral: 2), weighted by a softmax
+    /// over the k selected router logits. Required with `n_experts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experts_per_token: Option<usize>,
+    /// Shared experts every token passes through besides its routed ones (DeepSeekMoE,
+    /// Dai et al. 2024), each of hidden size `intermediate_size`, run as one SwiGLU of
+    /// hidden `n_shared_experts · intermediate_size`. 0 = none (written only when set).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_shared_experts: usize,
+    /// Coefficient of the load-balancing loss added to the training loss (Switch
+    /// Transformer's α); `None` = [`DEFAULT_ROUTER_AUX_LOSS_COEF`]. Only with `n_experts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_aux_loss_coef: Option<f64>,
+}
+
+/// The load-balancing coefficient when a MoE config names none: Switch Transformer's 10⁻².
+pub const DEFAULT_ROUTER_AUX_LOSS_COEF: f64 = 0.01;
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn is_false(b: &bool) -> bool {
@@ -125,6 +151,13 @@ pub fn swiglu_matched_hidden(gelu_hidden: usize) -> usize {
     h.div_ceil(8) * 8
 }
 
+/// Hidden size of each of `k`-of-E experts so that a token's routed experts hold the
+/// parameters of one dense SwiGLU of hidden `dense_hidden`: k·3·d·h ≈ 3·d·h_dense (the
+/// router's d·E per layer comes on top), rounded up to a multiple of 4.
+pub fn moe_matched_hidden(dense_hidden: usize, k: usize) -> usize {
+    dense_hidden.div_ceil(k.max(1)).div_ceil(4) * 4
+}
+
 impl ModelConfig {
     /// Set `n_kv_heads = g` (GQA-g; 1 = MQA, n_head = MHA), or say why it cannot be: the one
     /// place that turns a requested KV-head count into a config (`infer --gqa`, the ladders).
@@ -141,6 +174,21 @@ impl ModelConfig {
 
     pub fn head_dim(&self) -> usize {
         self.n_embd / self.n_head
+    }
+
+    /// Whether the feed-forward block is a mixture of experts.
+    pub fn is_moe(&self) -> bool {
+        self.n_experts.is_some()
+    }
+
+    /// The load-balancing coefficient training uses (0 for a dense model).
+    pub fn aux_loss_coef(&self) -> f64 {
+        match self.n_experts {
+            Some(_) => self
+                .router_aux_loss_coef
+                .unwrap_or(DEFAULT_ROUTER_AUX_LOSS_COEF),
+            None => 0.0,
+        }
     }
 
     /// Check every number once; the message names the field and what was expected.
@@ -189,7 +237,7 @@ impl ModelConfig {
         if self.sliding_window == Some(0) {
             return err("sliding_window must be at least 1 (the positions each query sees, itself included), got 0; leave it out (null) for full attention".into());
         }
-        Ok(())
+        crate::moe::validate(self)
     }
 
     /// Parse JSON (our own config format), rejecting unknown keys, then validate.

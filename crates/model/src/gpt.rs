@@ -5,7 +5,8 @@
 //!
 //! Variable paths follow GPT-2's Hugging Face names without the `transformer.` prefix
 //! (`wte`, `wpe`, `h.{i}.ln_1`, `h.{i}.attn.c_attn`, …; SwiGLU uses Llama's
-//! `gate_proj`/`up_proj`/`down_proj`); `hf.rs` maps to and from the Hub layouts.
+//! `gate_proj`/`up_proj`/`down_proj`, a mixture of experts Mixtral's `h.{i}.block_sparse_moe.*`,
+//! `moe.rs`); `hf.rs` maps to and from the Hub layouts.
 use crate::attention::CausalSelfAttention;
 use crate::cache::KvCache;
 use crate::config::{ModelConfig, PosEmb};
@@ -34,7 +35,7 @@ impl Block {
             ln_1: Norm::new(&p / "ln_1", cfg),
             attn: CausalSelfAttention::new(&p / "attn", cfg, run, std, resid_std),
             ln_2: Norm::new(&p / "ln_2", cfg),
-            mlp: Mlp::new(&p / "mlp", cfg, run.dtype.kind(), std, resid_std),
+            mlp: Mlp::new(p, cfg, run.dtype.kind(), std, resid_std),
             dropout: run.dropout,
         }
     }
@@ -47,13 +48,38 @@ impl Block {
         cache: Option<(&mut KvCache, usize)>,
         train: bool,
     ) -> Tensor {
+        self.forward_routed(x, pos, rope, cache, train).0
+    }
+
+    /// As [`Block::forward`], with a mixture of experts' router logits (N, E).
+    pub fn forward_routed(
+        &self,
+        x: &Tensor,
+        pos: usize,
+        rope: Option<&Rope>,
+        cache: Option<(&mut KvCache, usize)>,
+        train: bool,
+    ) -> (Tensor, Option<Tensor>) {
         let x = x + self
             .attn
             .forward_t(&self.ln_1.forward(x), pos, rope, cache, train);
         let p = if train { self.dropout } else { 0.0 };
-        let m = self.mlp.forward(&self.ln_2.forward(&x)).dropout(p, train);
-        x + m
+        let (m, router) = self.mlp.forward_routed(&self.ln_2.forward(&x));
+        (x + m.dropout(p, train), router)
     }
+}
+
+/// What [`Gpt::train_loss`] returns: the loss to differentiate and its parts.
+#[derive(Debug)]
+pub struct TrainLoss {
+    /// `ce + router_aux_loss_coef · aux` (just `ce` for a dense model).
+    pub loss: Tensor,
+    /// Mean cross-entropy (f32).
+    pub ce: Tensor,
+    /// The load-balancing loss over all layers (0 for a dense model).
+    pub aux: Tensor,
+    /// Per layer, the (token, slot) assignments each expert got (empty for a dense model).
+    pub expert_tokens: Vec<Vec<i64>>,
 }
 
 /// The whole model. Its variables live in the `VarStore` it was built on.
@@ -114,8 +140,21 @@ impl Gpt {
         &self,
         idx: &Tensor,
         start_pos: usize,
+        cache: Option<&mut KvCache>,
+        train: bool,
+    ) -> Result<Tensor> {
+        self.hidden_routed(idx, start_pos, cache, train, None)
+    }
+
+    /// As [`Gpt::hidden`]; a mixture of experts pushes each layer's router logits (B·T, E)
+    /// onto `router`.
+    fn hidden_routed(
+        &self,
+        idx: &Tensor,
+        start_pos: usize,
         mut cache: Option<&mut KvCache>,
         train: bool,
+        mut router: Option<&mut Vec<Tensor>>,
     ) -> Result<Tensor> {
         let (_b, t) = idx.size2()?;
         let t = t as usize;
@@ -154,7 +193,11 @@ impl Gpt {
         let rope = self.rope.as_ref();
         for (i, block) in self.h.iter().enumerate() {
             let c = cache.as_deref_mut().map(|c| (c, i));
-            x = block.forward(&x, start_pos, rope, c, train);
+            let (y, logits) = block.forward_routed(&x, start_pos, rope, c, train);
+            x = y;
+            if let (Some(r), Some(l)) = (router.as_deref_mut(), logits) {
+                r.push(l);
+            }
         }
         if let Some(c) = cache {
             c.set_len(end);
@@ -209,6 +252,38 @@ impl Gpt {
             .to_kind(Kind::Float)
             .cross_entropy_for_logits(&targets.view([-1]));
         Ok((logits, loss))
+    }
+
+    /// The training objective: cross-entropy plus, for a mixture of experts,
+    /// `router_aux_loss_coef` × the load-balancing loss, with the per-expert token counts.
+    pub fn train_loss(&self, idx: &Tensor, targets: &Tensor, train: bool) -> Result<TrainLoss> {
+        let mut router = Vec::new();
+        let logits = self.head(&self.hidden_routed(idx, 0, None, train, Some(&mut router))?);
+        let v = logits.size()[2];
+        let ce = logits
+            .view([-1, v])
+            .to_kind(Kind::Float)
+            .cross_entropy_for_logits(&targets.view([-1]));
+        let (Some(n), Some(k)) = (self.cfg.n_experts, self.cfg.experts_per_token) else {
+            let aux = Tensor::zeros([], (Kind::Float, ce.device()));
+            return Ok(TrainLoss {
+                loss: ce.shallow_clone(),
+                ce,
+                aux,
+                expert_tokens: Vec::new(),
+            });
+        };
+        let aux = crate::moe::load_balancing_loss(&router, n, k);
+        let expert_tokens = router
+            .iter()
+            .map(|l| crate::moe::tokens_per_expert(l, n, k))
+            .collect();
+        Ok(TrainLoss {
+            loss: &ce + &aux * self.cfg.aux_loss_coef(),
+            ce,
+            aux,
+            expert_tokens,
+        })
     }
 
     /// Mean cross-entropy only.

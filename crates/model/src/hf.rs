@@ -1,6 +1,7 @@
 //! Hugging Face interop: GPT-2 (`GPT2LMHeadModel`), Llama (`LlamaForCausalLM`), Qwen2
-//! (`Qwen2ForCausalLM`) and Mistral (`MistralForCausalLM`) folders (`config.json` + `model.safetensors`), in and out;
-//! `hf_config.rs` reads and writes their `config.json`.
+//! (`Qwen2ForCausalLM`), Mistral (`MistralForCausalLM`) and Mixtral (`MixtralForCausalLM`)
+//! folders (`config.json` + `model.safetensors`), in and out; `hf_config.rs` reads and
+//! writes their `config.json`.
 //!
 //! GPT-2 stores its projections as `Conv1D` with weights `[in, out]` (transposed here),
 //! keys optionally prefixed `transformer.`, causal-mask buffers `attn.bias` /
@@ -9,7 +10,10 @@
 //! `input_layernorm`, `post_attention_layernorm`, `model.norm` and an optional `lm_head`.
 //! Qwen2 (Bai et al. 2023) is the Llama layout plus `q/k/v_proj.bias` (fused into
 //! `c_attn.bias`) and, in practice, an untied head; Mistral (Jiang et al. 2023) is the
-//! Llama layout exactly, with a `sliding_window` in its config.
+//! Llama layout exactly, with a `sliding_window` in its config. Mixtral (Jiang et al. 2024)
+//! is Mistral's attention with `block_sparse_moe.gate` and `block_sparse_moe.experts.{e}.
+//! w1/w2/w3` in place of the MLP (the per-expert layout transformers writes; our variables
+//! carry the same names, `moe.rs`).
 use crate::config::{MlpKind, ModelConfig, NormKind, PosEmb};
 use tch::Tensor;
 
@@ -22,6 +26,7 @@ pub enum HfArch {
     Llama,
     Qwen2,
     Mistral,
+    Mixtral,
 }
 
 impl HfArch {
@@ -36,6 +41,10 @@ impl HfArch {
             && cfg.norm == NormKind::RmsNorm
             && cfg.mlp == MlpKind::SwiGlu
             && !cfg.bias;
+        if cfg.is_moe() {
+            let mixtral = llama && !cfg.qkv_bias && cfg.n_shared_experts == 0;
+            return mixtral.then_some(HfArch::Mixtral);
+        }
         match (gpt2, llama, cfg.qkv_bias, cfg.sliding_window) {
             (true, _, _, None) => Some(HfArch::Gpt2),
             (_, true, false, None) => Some(HfArch::Llama),
@@ -92,7 +101,7 @@ pub(crate) fn key_map(arch: HfArch, cfg: &ModelConfig, prefix: &str) -> Vec<KeyM
                 }
             }
         }
-        HfArch::Llama | HfArch::Qwen2 | HfArch::Mistral => {
+        HfArch::Llama | HfArch::Qwen2 | HfArch::Mistral | HfArch::Mixtral => {
             m.push(one(
                 "wte.weight".into(),
                 "model.embed_tokens.weight".into(),
@@ -134,6 +143,21 @@ pub(crate) fn key_map(arch: HfArch, cfg: &ModelConfig, prefix: &str) -> Vec<KeyM
                     format!("{h}.self_attn.o_proj.weight"),
                     false,
                 ));
+                if arch == HfArch::Mixtral {
+                    let moe = "block_sparse_moe";
+                    let mut names = vec!["gate".to_string()];
+                    for e in 0..cfg.n_experts.unwrap_or(0) {
+                        names.extend(["w1", "w2", "w3"].map(|w| format!("experts.{e}.{w}")));
+                    }
+                    for n in names {
+                        m.push(one(
+                            format!("{o}.{moe}.{n}.weight"),
+                            format!("{h}.{moe}.{n}.weight"),
+                            false,
+                        ));
+                    }
+                    continue;
+                }
                 for p in ["gate_proj", "up_proj", "down_proj"] {
                     m.push(one(
                         format!("{o}.mlp.{p}.weight"),

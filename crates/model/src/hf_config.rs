@@ -1,12 +1,13 @@
-//! Hugging Face `config.json` ⇄ [`ModelConfig`] for GPT-2, Llama, Qwen2 and Mistral
-//! (transformers' `GPT2Config`, `LlamaConfig`, `Qwen2Config`, `MistralConfig`). RoPE θ is read from `rope_theta` (transformers
+//! Hugging Face `config.json` ⇄ [`ModelConfig`] for GPT-2, Llama, Qwen2, Mistral and Mixtral
+//! (transformers' `GPT2Config`, `LlamaConfig`, `Qwen2Config`, `MistralConfig`,
+//! `MixtralConfig`: `num_local_experts`, `num_experts_per_tok`, `router_aux_loss_coef`). RoPE θ is read from `rope_theta` (transformers
 //! 4) or `rope_parameters.rope_theta` (transformers 5), and both are written.
 use crate::config::{MlpKind, ModelConfig, NormKind, PosEmb};
 use crate::hf::HfArch;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-const SUPPORTED: &str = "\"gpt2\", \"llama\", \"qwen2\" or \"mistral\"";
+const SUPPORTED: &str = "\"gpt2\", \"llama\", \"qwen2\", \"mistral\" or \"mixtral\"";
 
 fn get_usize(v: &Value, key: &str) -> Result<usize> {
     v.get(key)
@@ -103,6 +104,10 @@ fn gpt2(v: &Value) -> Result<ModelConfig> {
         tie_embeddings: get_bool_or(v, "tie_word_embeddings", true)?,
         qkv_bias: false,
         sliding_window: None,
+        n_experts: None,
+        experts_per_token: None,
+        n_shared_experts: 0,
+        router_aux_loss_coef: None,
     })
 }
 
@@ -131,7 +136,9 @@ fn llama_family(v: &Value, arch: HfArch) -> Result<ModelConfig> {
         }
     };
     let sliding_window = match (arch, v.get("sliding_window")) {
-        (HfArch::Mistral, Some(x)) if !x.is_null() => Some(get_usize(v, "sliding_window")?),
+        (HfArch::Mistral | HfArch::Mixtral, Some(x)) if !x.is_null() => {
+            Some(get_usize(v, "sliding_window")?)
+        }
         _ => None,
     };
     let n_embd = get_usize(v, "hidden_size")?;
@@ -162,7 +169,34 @@ fn llama_family(v: &Value, arch: HfArch) -> Result<ModelConfig> {
         tie_embeddings: get_bool_or(v, "tie_word_embeddings", false)?,
         qkv_bias,
         sliding_window,
+        n_experts: None,
+        experts_per_token: None,
+        n_shared_experts: 0,
+        router_aux_loss_coef: None,
     })
+}
+
+/// Mixtral: Mistral's attention and a mixture of `num_local_experts` SwiGLU experts, each
+/// token routed to `num_experts_per_tok` of them.
+fn mixtral(v: &Value) -> Result<ModelConfig> {
+    let jitter = get_f64_or(v, "router_jitter_noise", 0.0)?;
+    if jitter != 0.0 {
+        bail!("config.json: router_jitter_noise = {jitter} is not supported (expected 0)");
+    }
+    let mut cfg = llama_family(v, HfArch::Mixtral)?;
+    let (n, k) = (
+        get_usize(v, "num_local_experts")?,
+        get_usize(v, "num_experts_per_tok")?,
+    );
+    if n == 0 || k == 0 || k > n {
+        bail!("config.json: num_experts_per_tok = {k} and num_local_experts = {n} do not route (expected 1 ≤ num_experts_per_tok ≤ num_local_experts)");
+    }
+    (cfg.n_experts, cfg.experts_per_token) = (Some(n), Some(k));
+    cfg.router_aux_loss_coef = match v.get("router_aux_loss_coef") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(get_f64_or(v, "router_aux_loss_coef", 0.0)?),
+    };
+    Ok(cfg)
 }
 
 /// Read a Hub `config.json` (already parsed) into our config.
@@ -173,6 +207,7 @@ pub fn config_from_hf(v: &Value) -> Result<(HfArch, ModelConfig)> {
         "llama" => (HfArch::Llama, llama_family(v, HfArch::Llama)?),
         "qwen2" => (HfArch::Qwen2, llama_family(v, HfArch::Qwen2)?),
         "mistral" => (HfArch::Mistral, llama_family(v, HfArch::Mistral)?),
+        "mixtral" => (HfArch::Mixtral, mixtral(v)?),
         "" => bail!("config.json: no 'model_type' (expected {SUPPORTED})"),
         other => bail!("config.json: model_type '{other}' not supported (expected {SUPPORTED})"),
     };
@@ -221,6 +256,19 @@ pub fn config_to_hf(arch: HfArch, cfg: &ModelConfig) -> Value {
             let mut v = llama_like("MistralForCausalLM", "mistral");
             v["sliding_window"] = json!(cfg.sliding_window);
             v["head_dim"] = json!(cfg.head_dim());
+            v
+        }
+        HfArch::Mixtral => {
+            let mut v = llama_like("MixtralForCausalLM", "mixtral");
+            v["sliding_window"] = json!(cfg.sliding_window);
+            v["head_dim"] = json!(cfg.head_dim());
+            v["num_local_experts"] = json!(cfg.n_experts);
+            v["num_experts_per_tok"] = json!(cfg.experts_per_token);
+            if let Some(c) = cfg.router_aux_loss_coef {
+                v["router_aux_loss_coef"] = json!(c);
+            }
+            v["router_jitter_noise"] = json!(0.0);
+            v["output_router_logits"] = json!(false);
             v
         }
     }

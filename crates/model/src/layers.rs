@@ -1,11 +1,13 @@
 //! Leaf layers: a Linear that computes in the model's precision, LayerNorm / RMSNorm,
-//! and the two feed-forward blocks (GPT-2's tanh-GELU MLP, SwiGLU from Shazeer 2020).
+//! and the feed-forward blocks (GPT-2's tanh-GELU MLP, SwiGLU from Shazeer 2020, and a
+//! mixture of SwiGLU experts, `moe.rs`).
 //!
 //! Mixed precision the way autocast does it: parameters stay in their storage dtype
 //! (fp32 master weights in training) and are cast to the compute dtype at use, so
 //! gradients flow back into the fp32 weights. Norms compute in f32.
 use crate::config::{MlpKind, ModelConfig, NormKind};
-use tch::{nn, Kind, Tensor};
+use crate::moe::Moe;
+use tch::{nn, nn::Module as _, Kind, Tensor};
 
 /// `y = x Wᵀ + b`, with `W` stored (out, in) and the matmul run in `compute` precision.
 #[derive(Debug)]
@@ -120,17 +122,30 @@ pub struct SwiGlu {
     pub down_proj: Linear,
 }
 
+impl nn::Module for SwiGlu {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let gate = self.gate_proj.forward(x).silu();
+        self.down_proj.forward(&(gate * self.up_proj.forward(x)))
+    }
+}
+
 /// The feed-forward block of a layer.
 #[derive(Debug)]
 pub enum Mlp {
     Gelu(GeluMlp),
     SwiGlu(SwiGlu),
+    Moe(Moe),
 }
 
 impl Mlp {
     /// `resid_std` is the init std of the output projection (GPT-2 scales it by 1/sqrt(2L));
-    /// the matmuls run in `k`.
+    /// the matmuls run in `k`. `p` is the block's path: the dense MLP lives under `mlp`,
+    /// a mixture of experts under `block_sparse_moe` (Mixtral's name).
     pub fn new(p: nn::Path, cfg: &ModelConfig, k: Kind, std: f64, resid_std: f64) -> Self {
+        if cfg.is_moe() {
+            return Mlp::Moe(Moe::new(&p / "block_sparse_moe", cfg, k, std, resid_std));
+        }
+        let p = &p / "mlp";
         let (d, h) = (cfg.n_embd as i64, cfg.intermediate_size as i64);
         match cfg.mlp {
             MlpKind::Gelu => Mlp::Gelu(GeluMlp {
@@ -146,14 +161,22 @@ impl Mlp {
     }
 }
 
-impl nn::Module for Mlp {
-    fn forward(&self, x: &Tensor) -> Tensor {
+impl Mlp {
+    /// The output and, for a mixture of experts, its router logits (N, E) in f32.
+    pub fn forward_routed(&self, x: &Tensor) -> (Tensor, Option<Tensor>) {
         match self {
-            Mlp::Gelu(m) => m.c_proj.forward(&m.c_fc.forward(x).gelu("tanh")),
-            Mlp::SwiGlu(m) => {
-                let gate = m.gate_proj.forward(x).silu();
-                m.down_proj.forward(&(gate * m.up_proj.forward(x)))
+            Mlp::Gelu(m) => (m.c_proj.forward(&m.c_fc.forward(x).gelu("tanh")), None),
+            Mlp::SwiGlu(m) => (m.forward(x), None),
+            Mlp::Moe(m) => {
+                let (y, logits) = m.forward_routed(x);
+                (y, Some(logits))
             }
         }
+    }
+}
+
+impl nn::Module for Mlp {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_routed(x).0
     }
 }

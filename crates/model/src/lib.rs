@@ -1,7 +1,8 @@
 //! `model`: one decoder-only transformer with a toggle per rung of the ladder from GPT-2
 //! (Radford et al. 2019) to Llama 3 (Meta 2024): learned or rotary positions, LayerNorm or
 //! RMSNorm, GELU MLP or SwiGLU, naive or SDPA attention, MHA/GQA/MQA through `n_kv_heads`,
-//! tied or untied head, and a KV cache owned by the caller.
+//! tied or untied head, a dense MLP or a mixture of experts, and a KV cache owned by the
+//! caller.
 pub mod accounting;
 pub mod attention;
 pub mod cache;
@@ -11,6 +12,7 @@ pub mod hf;
 mod hf_config;
 pub mod io;
 pub mod layers;
+pub mod moe;
 mod presets;
 pub mod quant;
 pub mod rope;
@@ -20,6 +22,6 @@ pub mod validate;
 
 pub use cache::KvCache;
 pub use config::{AttnKernel, ConfigError, MlpKind, ModelConfig, NormKind, PosEmb};
-pub use gpt::Gpt;
+pub use gpt::{Gpt, TrainLoss};
 pub use io::{load, load_as, read_config, save_hf, save_native, Layout, Loaded};
 pub use settings::RunSettings;

@@ -24,6 +24,10 @@ impl ModelConfig {
             tie_embeddings: true,
             qkv_bias: false,
             sliding_window: None,
+            n_experts: None,
+            experts_per_token: None,
+            n_shared_experts: 0,
+            router_aux_loss_coef: None,
         }
     }
 
@@ -89,6 +93,10 @@ impl ModelConfig {
             tie_embeddings: false,
             qkv_bias: false,
             sliding_window: None,
+            n_experts: None,
+            experts_per_token: None,
+            n_shared_experts: 0,
+            router_aux_loss_coef: None,
         }
     }
 

@@ -63,15 +63,21 @@ pub fn native_shapes(cfg: &ModelConfig) -> Vec<Expected> {
             "[(n_head + 2·n_kv_heads)·n_embd/n_head, n_embd]",
         );
         linear("attn.c_proj", d, d, "[n_embd, n_embd]");
-        match cfg.mlp {
-            MlpKind::Gelu => {
-                linear("mlp.c_fc", h, d, "[intermediate_size, n_embd]");
-                linear("mlp.c_proj", d, h, "[n_embd, intermediate_size]");
+        if cfg.is_moe() {
+            for (key, shape, dims) in crate::moe::layer_shapes(cfg, i) {
+                push(key, shape, dims);
             }
-            MlpKind::SwiGlu => {
-                linear("mlp.gate_proj", h, d, "[intermediate_size, n_embd]");
-                linear("mlp.up_proj", h, d, "[intermediate_size, n_embd]");
-                linear("mlp.down_proj", d, h, "[n_embd, intermediate_size]");
+        } else {
+            match cfg.mlp {
+                MlpKind::Gelu => {
+                    linear("mlp.c_fc", h, d, "[intermediate_size, n_embd]");
+                    linear("mlp.c_proj", d, h, "[n_embd, intermediate_size]");
+                }
+                MlpKind::SwiGlu => {
+                    linear("mlp.gate_proj", h, d, "[intermediate_size, n_embd]");
+                    linear("mlp.up_proj", h, d, "[intermediate_size, n_embd]");
+                    linear("mlp.down_proj", d, h, "[n_embd, intermediate_size]");
+                }
             }
         }
         for ln in ["ln_1", "ln_2"] {
@@ -98,7 +104,8 @@ fn hub_names(arch: HfArch, dims: &str) -> String {
             ("block_size", "n_positions"),
             ("intermediate_size", "n_inner"),
         ],
-        HfArch::Llama | HfArch::Qwen2 | HfArch::Mistral => &[
+        HfArch::Llama | HfArch::Qwen2 | HfArch::Mistral | HfArch::Mixtral => &[
+            ("n_experts", "num_local_experts"),
             ("n_kv_heads", "num_key_value_heads"),
             ("n_head", "num_attention_heads"),
             ("n_embd", "hidden_size"),
@@ -176,6 +183,7 @@ pub const LIMITS: &[(&str, usize)] = &[
     ("n_kv_heads", 1024),
     ("n_embd", 1 << 16),
     ("intermediate_size", 1 << 18),
+    ("n_experts", 1024),
 ];
 
 /// Check `cfg`'s sizes against [`LIMITS`] and its floats for finiteness; the error names
@@ -193,6 +201,7 @@ pub fn check_bounds(cfg: &ModelConfig, layout: Layout) -> Result<()> {
             "n_head" => cfg.n_head,
             "n_kv_heads" => cfg.n_kv_heads,
             "n_embd" => cfg.n_embd,
+            "n_experts" => cfg.n_experts.unwrap_or(0),
             _ => cfg.intermediate_size,
         };
         if v > max {

@@ -1,7 +1,8 @@
 //! Parity with Hugging Face transformers beyond Llama: `qwen2-tiny` (q/k/v biases, untied
-//! head) and `mistral-tiny` (sliding window of 16) in `$LADDER_SHARED/models`, written by
-//! transformers with their `reference.json` (logits of one prompt, 40 greedy ids: Mistral's
-//! run past its window, so the rolling KV cache is exercised). Both kernels, with and
+//! head), `mistral-tiny` (sliding window of 16) and `mixtral-tiny` (4 experts, top-2) in
+//! `$LADDER_SHARED/models`, written by transformers with their `reference.json` (logits of
+//! one prompt, 40 greedy ids: Mistral's run past its window, so the rolling KV cache is
+//! exercised). Both kernels, with and
 //! without the KV cache, and save → reload gives identical logits.
 mod common;
 use common::{greedy_cached, greedy_full};
@@ -203,17 +204,42 @@ fn a_qwen2_folder_without_its_biases_is_a_clear_error() {
 }
 
 #[test]
-fn a_mixtral_folder_is_refused_naming_its_model_type() {
-    // Mixture of experts is not in this slice (issue #14): a clear error, not a wrong model.
+fn mixtral_tiny_matches_transformers() {
+    check_fixture("mixtral-tiny", HfArch::Mixtral);
     let Some(dir) = shared_resource("models/mixtral-tiny").unwrap() else {
         return;
     };
-    let e = match io::load(&dir, &RunSettings::default(), Device::Cpu) {
-        Ok(_) => panic!("loaded a Mixtral folder as a dense model"),
+    let (_, cfg) = io::read_config(&dir).unwrap();
+    assert_eq!((cfg.n_experts, cfg.experts_per_token), (Some(4), Some(2)));
+    assert_eq!(cfg.router_aux_loss_coef, Some(0.001));
+    assert_eq!((cfg.n_layer, cfg.n_head, cfg.n_kv_heads), (3, 8, 2));
+}
+
+#[test]
+fn a_mixtral_folder_without_an_expert_is_a_clear_error() {
+    let Some(dir) = shared_resource("models/mixtral-tiny").unwrap() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join("config.json"), tmp.path().join("config.json")).unwrap();
+    let key = "model.layers.2.block_sparse_moe.experts.3.w2.weight";
+    let mut tensors = Tensor::read_safetensors(dir.join("model.safetensors")).unwrap();
+    tensors.retain(|(k, _)| k != key);
+    Tensor::write_safetensors(&tensors, tmp.path().join("model.safetensors")).unwrap();
+    let e = match io::load(tmp.path(), &RunSettings::default(), Device::Cpu) {
+        Ok(_) => panic!("loaded a Mixtral folder with a missing expert"),
         Err(e) => format!("{e:#}"),
     };
+    assert!(e.contains(key) && e.contains("[64, 160]"), "{e}");
+
+    // And a config whose routing cannot work names its keys.
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    cfg["num_experts_per_tok"] = serde_json::json!(5);
+    std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
+    let e = format!("{:#}", io::read_config(tmp.path()).unwrap_err());
     assert!(
-        e.contains("model_type 'mixtral' not supported") && e.contains("config.json"),
+        e.contains("num_experts_per_tok") && e.contains("num_local_experts"),
         "{e}"
     );
 }

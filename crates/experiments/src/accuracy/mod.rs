@@ -1,7 +1,9 @@
 //! The accuracy ladder: the original GPT-2 recipe (with every speed-up on) → +RoPE (Su et
 //! al. 2021) → +RMSNorm (Zhang & Sennrich 2019) → +SwiGLU (Shazeer 2020), and an optional
-//! +GQA (Ainslie et al. 2023) rung. Each rung trains from scratch on the same data, config
-//! and seeds, changing one thing; `report` compares final val losses against seed noise.
+//! +GQA (Ainslie et al. 2023) rung, then the extension past Llama 3 (issue #14: untied
+//! head, q/k/v biases, a mixture of experts at the dense rung's active parameters). Each
+//! rung trains from scratch on the same data, config and seeds, changing one thing;
+//! `report` compares final val losses against seed noise.
 pub mod report;
 
 use crate::config::TrainConfig;
@@ -47,6 +49,15 @@ pub struct RungRecord {
     pub rung: AccuracyRung,
     pub describe: String,
     pub params: usize,
+    /// Parameters used per token (a mixture of experts uses k of its experts); absent from
+    /// records made before it existed (= `params`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_params: Option<usize>,
+    /// Bytes one sequence's KV cache holds at full context in the run's dtype, as
+    /// `infer --plan` counts them (a sliding window caps the positions at W); absent from
+    /// records made before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache_bytes_per_sequence: Option<usize>,
     pub seeds: Vec<u64>,
     pub final_val_loss: Vec<f64>,
     pub final_train_loss: Vec<f64>,
@@ -86,6 +97,8 @@ pub fn main(rung: AccuracyRung) -> Result<()> {
         rung,
         describe: rung.describe().into(),
         params: 0,
+        active_params: None,
+        kv_cache_bytes_per_sequence: None,
         seeds: Vec::new(),
         final_val_loss: Vec::new(),
         final_train_loss: Vec::new(),
@@ -157,6 +170,14 @@ pub fn main(rung: AccuracyRung) -> Result<()> {
         }
         w.flush()?;
         rec.params = out.params;
+        rec.active_params = (out.active_params != out.params).then_some(out.active_params);
+        rec.kv_cache_bytes_per_sequence = Some(
+            infer::planner::kv_positions_per_sequence(&out.model)
+                * model::accounting::kv_cache_bytes_per_token(
+                    &out.model,
+                    out.settings.dtype.bytes(),
+                ),
+        );
         rec.seeds.push(cfg.run.seed);
         rec.final_val_loss.push(out.final_val_loss);
         rec.final_train_loss.push(out.final_train_loss);

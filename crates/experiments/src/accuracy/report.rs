@@ -14,6 +14,10 @@ use std::path::Path;
 pub struct SummaryRow {
     pub rung: AccuracyRung,
     pub params: usize,
+    /// Parameters used per token: `params` for a dense rung, less for a mixture of experts.
+    pub active_params: usize,
+    /// One sequence's KV cache at full context (bytes; `None` in older records).
+    pub kv_cache_bytes_per_sequence: Option<usize>,
     pub seeds: usize,
     pub val_loss_mean: f64,
     pub val_loss_std: f64,
@@ -21,6 +25,18 @@ pub struct SummaryRow {
     pub val_loss_max: f64,
     pub wall_s: f64,
     pub tokens_per_sec: f64,
+}
+
+impl SummaryRow {
+    /// The parameter count as the tables show it: the total, and the active count when a
+    /// token uses fewer (a mixture of experts).
+    pub fn params_shown(&self) -> String {
+        if self.active_params == self.params {
+            self.params.to_string()
+        } else {
+            format!("{} ({} active)", self.params, self.active_params)
+        }
+    }
 }
 
 /// Mean and sample standard deviation (0 for a single value).
@@ -39,6 +55,8 @@ pub fn summary_row(r: &RungRecord) -> SummaryRow {
     SummaryRow {
         rung: r.rung,
         params: r.params,
+        active_params: r.active_params.unwrap_or(r.params),
+        kv_cache_bytes_per_sequence: r.kv_cache_bytes_per_sequence,
         seeds: r.seeds.len(),
         val_loss_mean: mean,
         val_loss_std: std,
@@ -185,7 +203,7 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
             "| {} | {} | {} | {} | {:.4} ± {:.4} | {} | {} | {:.0} | {:.0} |",
             row.rung,
             rec.describe,
-            row.params,
+            row.params_shown(),
             row.seeds,
             row.val_loss_mean,
             row.val_loss_std,
@@ -232,7 +250,7 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
                 t,
                 "| {} | {} | {} | {:.4} ± {:.4} | {:.1} min |",
                 r.rung,
-                r.params,
+                r.params_shown(),
                 r.seeds,
                 r.val_loss_mean,
                 r.val_loss_std,
@@ -275,7 +293,11 @@ fn doc_section(rows: &[SummaryRow], recs: &[RungRecord], command: &str) -> Strin
             let _ = writeln!(
                 s,
                 "- `{}`: val loss {:.4} ± {:.4} ({} seeds, {} parameters).",
-                r.rung, r.val_loss_mean, r.val_loss_std, r.seeds, r.params
+                r.rung,
+                r.val_loss_mean,
+                r.val_loss_std,
+                r.seeds,
+                r.params_shown()
             );
             continue;
         }
@@ -289,7 +311,12 @@ fn doc_section(rows: &[SummaryRow], recs: &[RungRecord], command: &str) -> Strin
             None if d < 0.0 => "lower, but with one seed we cannot tell it from noise",
             None => "higher, but with one seed we cannot tell it from noise",
         };
-        let _ = writeln!(s, "- `{}`: val loss {:.4} ± {:.4}, Δ {:+.4} vs `{}` — {verdict} ({} parameters, {:+} vs previous).", r.rung, r.val_loss_mean, r.val_loss_std, d, p.rung, r.params, r.params as i64 - p.params as i64);
+        // A rung that changes the decode KV cache (a sliding window) says by how much.
+        let kv = match (r.kv_cache_bytes_per_sequence, p.kv_cache_bytes_per_sequence) {
+            (Some(a), Some(b)) if a != b => format!("; decode KV cache per sequence at full context {:.1} KiB vs {:.1} KiB, as `infer --plan` counts it", a as f64 / 1024.0, b as f64 / 1024.0),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "- `{}`: val loss {:.4} ± {:.4}, Δ {:+.4} vs `{}` — {verdict} ({} parameters, {:+} vs previous{kv}).", r.rung, r.val_loss_mean, r.val_loss_std, d, p.rung, r.params_shown(), r.params as i64 - p.params as i64);
     }
     s
 }

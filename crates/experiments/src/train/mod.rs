@@ -37,6 +37,8 @@ pub struct Outcome {
     pub model: ModelConfig,
     pub settings: RunSettings,
     pub params: usize,
+    /// Parameters used per token (`params` less the experts a token is not routed to).
+    pub active_params: usize,
     pub final_step: usize,
     pub final_train_loss: f64,
     pub final_val_loss: f64,
@@ -235,7 +237,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         metrics.resume_event(&r.dir, start.step, &r.changed)?;
     }
     let dev = runtime::device::device_name(device);
-    metrics.start_event(cfg, &mcfg, pc.total, &dev, threads, &machine)?;
+    metrics.start_event(cfg, &mcfg, pc, &dev, threads, &machine)?;
     tracing::info!(
         "{}: {:.2}M parameters, {} tokens/iter, {} iterations, {} on {} ({} threads)",
         cfg.run.name,
@@ -275,6 +277,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
         model: mcfg,
         settings: run,
         params: pc.total,
+        active_params: pc.active,
         final_step: end.step,
         final_train_loss: end.train_loss,
         final_val_loss: end.val_loss,

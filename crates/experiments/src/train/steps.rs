@@ -5,7 +5,7 @@ use super::{Data, RunOptions, Setup, Start};
 use crate::checkpoint::{self, State};
 use crate::config::TrainConfig;
 use crate::ddp::{DataRngs, Ddp};
-use crate::metrics::{EvalRow, Metrics, StepRow};
+use crate::metrics::{EvalRow, Metrics, MoeRow, StepRow};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::Gpt;
@@ -82,7 +82,9 @@ impl Loop<'_> {
         Ok((avg[0], avg[1]))
     }
 
-    /// One optimizer step over `grad_accum` micro-batches: (mean loss, gradient norm).
+    /// One optimizer step over `grad_accum` micro-batches: (mean loss, gradient norm, and
+    /// for a mixture of experts its cross-entropy, load-balancing loss and per-layer expert
+    /// token counts, this rank's, summed over the micro-batches).
     /// Under DDP the gradients are averaged over ranks once, after the last micro-step.
     fn step(
         &self,
@@ -90,7 +92,7 @@ impl Loop<'_> {
         rng: &mut DataRngs,
         it: usize,
         lr: f64,
-    ) -> Result<(f64, f64)> {
+    ) -> Result<(f64, f64, Option<MoeRow>)> {
         let tc = &self.cfg.train;
         // Dropout masks depend on (seed, step) only, so a resumed run draws the same ones.
         tch::manual_seed(
@@ -99,14 +101,24 @@ impl Loop<'_> {
                 .wrapping_add(it as i64),
         );
         let mut loss_sum = 0.0;
+        let mut moe = setup.model.cfg.is_moe().then(|| MoeRow::new(it + 1));
+        let accum = tc.grad_accum as f64;
         for m in 0..tc.grad_accum {
             let (x, y) =
                 self.data
                     .train
                     .get_batch(rng.micro(m), tc.batch_size, self.block, self.device)?;
-            let loss = setup.model.loss(&x, &y, self.train_mode)? / tc.grad_accum as f64;
+            let out = setup.model.train_loss(&x, &y, self.train_mode)?;
+            let loss = out.loss / accum;
             loss.backward();
             loss_sum += loss.double_value(&[]);
+            if let Some(r) = &mut moe {
+                r.add(
+                    out.ce.double_value(&[]) / accum,
+                    out.aux.double_value(&[]) / accum,
+                    &out.expert_tokens,
+                );
+            }
         }
         self.ddp.all_reduce_grads(&setup.params)?;
         let loss_sum = self.ddp.average(&[loss_sum])?[0];
@@ -133,7 +145,7 @@ impl Loop<'_> {
         }
         setup.opt.step(lr);
         setup.opt.zero_grad();
-        Ok((loss_sum, norm))
+        Ok((loss_sum, norm, moe))
     }
 
     /// Run from `start` to `train.max_iters` (or `--stop-at`).
@@ -188,7 +200,7 @@ impl Loop<'_> {
                 break;
             }
             let t0 = Instant::now();
-            let (loss, norm) = match self.step(setup, &mut rng, it, lr) {
+            let (loss, norm, moe) = match self.step(setup, &mut rng, it, lr) {
                 Ok(x) => x,
                 Err(e) => {
                     pb.abandon();
@@ -212,7 +224,14 @@ impl Loop<'_> {
                     ms_per_step: dt * 1e3,
                     mfu: self.flops_per_iter / dt / self.peak_flops,
                 })?;
-                pb.set_message(format!("loss {loss:.4}, {last_tps:.0} tok/s"));
+                let experts = match &moe {
+                    Some(r) => {
+                        metrics.moe(r)?;
+                        format!(", aux {:.3}, experts {}", r.aux, r.shares())
+                    }
+                    None => String::new(),
+                };
+                pb.set_message(format!("loss {loss:.4}{experts}, {last_tps:.0} tok/s"));
             }
             pb.set_position(it as u64);
         }

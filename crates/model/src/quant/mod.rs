@@ -110,6 +110,25 @@ pub fn linears_mut(model: &mut Gpt) -> Vec<(String, &mut Linear)> {
                 (format!("{p}.mlp.up_proj"), &mut m.up_proj),
                 (format!("{p}.mlp.down_proj"), &mut m.down_proj),
             ]),
+            // The router stays dense (small, and it decides the routing); the experts are
+            // quantized like any MLP.
+            Mlp::Moe(m) => {
+                let q = format!("{p}.block_sparse_moe");
+                for (e, x) in m.experts.iter_mut().enumerate() {
+                    out.extend([
+                        (format!("{q}.experts.{e}.w1"), &mut x.gate_proj),
+                        (format!("{q}.experts.{e}.w3"), &mut x.up_proj),
+                        (format!("{q}.experts.{e}.w2"), &mut x.down_proj),
+                    ]);
+                }
+                if let Some(x) = &mut m.shared {
+                    out.extend([
+                        (format!("{q}.shared_experts.w1"), &mut x.gate_proj),
+                        (format!("{q}.shared_experts.w3"), &mut x.up_proj),
+                        (format!("{q}.shared_experts.w2"), &mut x.down_proj),
+                    ]);
+                }
+            }
         }
     }
     out
@@ -132,6 +151,25 @@ pub fn linears(model: &Gpt) -> Vec<(String, &Linear)> {
                 (format!("{p}.mlp.up_proj"), &m.up_proj),
                 (format!("{p}.mlp.down_proj"), &m.down_proj),
             ]),
+            // The router stays dense (small, and it decides the routing); the experts are
+            // quantized like any MLP.
+            Mlp::Moe(m) => {
+                let q = format!("{p}.block_sparse_moe");
+                for (e, x) in m.experts.iter().enumerate() {
+                    out.extend([
+                        (format!("{q}.experts.{e}.w1"), &x.gate_proj),
+                        (format!("{q}.experts.{e}.w3"), &x.up_proj),
+                        (format!("{q}.experts.{e}.w2"), &x.down_proj),
+                    ]);
+                }
+                if let Some(x) = &m.shared {
+                    out.extend([
+                        (format!("{q}.shared_experts.w1"), &x.gate_proj),
+                        (format!("{q}.shared_experts.w3"), &x.up_proj),
+                        (format!("{q}.shared_experts.w2"), &x.down_proj),
+                    ]);
+                }
+            }
         }
     }
     out

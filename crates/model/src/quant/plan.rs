@@ -11,6 +11,17 @@ pub fn block_linear_shapes(cfg: &ModelConfig) -> Vec<(usize, usize)> {
     let (d, f) = (cfg.n_embd, cfg.intermediate_size);
     let qkv = (cfg.n_head + 2 * cfg.n_kv_heads) * cfg.head_dim();
     let mut v = vec![(qkv, d), (d, d)];
+    if let Some(e) = cfg.n_experts {
+        // Every expert's w1, w3, w2, then the shared experts' (the router stays dense).
+        for _ in 0..e {
+            v.extend([(f, d), (f, d), (d, f)]);
+        }
+        let s = cfg.n_shared_experts * f;
+        if s > 0 {
+            v.extend([(s, d), (s, d), (d, s)]);
+        }
+        return v;
+    }
     match cfg.mlp {
         MlpKind::Gelu => v.extend([(f, d), (d, f)]),
         MlpKind::SwiGlu => v.extend([(f, d), (f, d), (d, f)]),

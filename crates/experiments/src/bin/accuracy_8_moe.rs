@@ -1,0 +1,8 @@
+//! Accuracy ladder rung 8_moe: see `experiments::accuracy` and docs/beyond-llama3.md.
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> anyhow::Result<()> {
+    experiments::accuracy::main(experiments::rung::AccuracyRung::Moe)
+}
