@@ -201,8 +201,8 @@ fn row(
 
 /// Training naive vs SDPA at T = 512 … 4096 (naive skipped at 4096), decode at batch 8.
 fn injected() -> Vec<Row> {
-    use Phase::*;
-    use Section::*;
+    use Phase::{Decode as Dec, Train};
+    use Section::{Attention, Decode};
     use Variant::*;
     let g = 1_000_000_000u64;
     let mut rows = vec![
@@ -226,7 +226,7 @@ fn injected() -> Vec<Row> {
         for ctx in [1024, 4096] {
             let mut r = row(
                 Decode,
-                Decode,
+                Dec,
                 v,
                 8,
                 ctx,
@@ -239,7 +239,7 @@ fn injected() -> Vec<Row> {
             rows.push(r);
         }
     }
-    let mut b1 = row(Decode, Decode, Mha, 1, 4096, 50.0, g);
+    let mut b1 = row(Decode, Dec, Mha, 1, 4096, 50.0, g);
     b1.roofline_fraction = 0.62;
     b1.bytes_per_step = 100_000_000;
     rows.push(b1);
@@ -321,6 +321,8 @@ fn the_ladder_decode_rows_come_from_infers_loop() {
             "1",
             "--phases",
             "decode",
+            "--seq-len",
+            "16",
         ])
         .args([
             "--prompt-len",

@@ -321,11 +321,7 @@ fn run_child(
             .output()
             .with_context(|| format!("running {}", exe.display()))?;
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .last()
-            .unwrap_or("");
+        let last = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
         anyhow::ensure!(
             out.status.success(),
             "measuring failed ({}): {last}",
