@@ -54,6 +54,15 @@ pub struct SweepArgs {
     /// --quick: gpt2_tiny_sweep). Points past its block_size are skipped.
     #[arg(long)]
     pub preset: Option<String>,
+    /// Override the attention sweep's sequence lengths (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub seq_lens: Option<Vec<usize>>,
+    /// Override the decode sweep's contexts (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub contexts: Option<Vec<usize>>,
+    /// Override the decode sweep's batch sizes (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub batches: Option<Vec<usize>>,
     /// Precision of the sweeps: auto (bf16 where native, else fp32), fp32 or bf16.
     #[arg(long, default_value = "auto")]
     pub dtype: Precision,
@@ -164,6 +173,12 @@ pub fn main() -> Result<()> {
         return row::write_rows(out, &[row]);
     }
     let start = Instant::now();
+    if let Some(load) = report::record_load_at_start() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if load > 0.5 * cores as f64 {
+            tracing::warn!("load average {load:.1} on {cores} cores: other processes are using the CPU, so the sweep's numbers will be unreliable (the README says so)");
+        }
+    }
     let machine = runtime::hardware::machine(device)?;
     let dtype = args.dtype.resolve_logged(&machine);
     let preset = args.preset();
@@ -171,11 +186,20 @@ pub fn main() -> Result<()> {
     let out = args.out_dir();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     runtime::hardware::write_record(&out.join("machine.json"), &machine)?;
-    let grid = if args.quick {
+    let mut grid = if args.quick {
         Grid::quick()
     } else {
         Grid::full()
     };
+    if let Some(t) = &args.seq_lens {
+        grid.attention_t = t.clone();
+    }
+    if let Some(c) = &args.contexts {
+        grid.decode_context = c.clone();
+    }
+    if let Some(b) = &args.batches {
+        grid.decode_batch = b.clone();
+    }
     let mut points = Vec::new();
     if args.wants(Section::Attention) {
         points.extend(grid.attention_points(&preset, dtype));

@@ -202,6 +202,39 @@ pub fn real_size_text(rows: &[Row], machine: &MachineRecord) -> String {
     s
 }
 
+/// The 1-minute load average (/proc/loadavg) when the report is written.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A warning when other processes kept the cores busy: with libtorch's OpenMP threads
+/// spinning at barriers, a batch-1 decode step measured up to 25× slower on an
+/// oversubscribed 2-core machine, so such numbers say little.
+fn busy_note(machine: &MachineRecord) -> String {
+    let start = load_average_at_start();
+    let cores = machine.facts.logical_cores as f64;
+    match start {
+        Some(l) if l > 0.5 * cores => format!("**Warning:** the load average was {l:.1} on {cores} logical cores when the sweep started: other processes competed for the cores, and OpenMP threads that spin at barriers make small kernels (decode) many times slower; re-run on an idle machine.\n\n"),
+        _ => String::new(),
+    }
+}
+
+static LOAD_AT_START: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+
+/// Record the load average before the sweep starts (the first call wins).
+pub fn record_load_at_start() -> Option<f64> {
+    *LOAD_AT_START.get_or_init(load_average)
+}
+
+fn load_average_at_start() -> Option<f64> {
+    LOAD_AT_START.get().copied().flatten()
+}
+
 /// Write every output; returns the README text.
 pub fn write_all(
     out: &Path,
@@ -211,6 +244,7 @@ pub fn write_all(
     wall_s: f64,
     docs: bool,
 ) -> Result<String> {
+    let busy = busy_note(machine);
     for (section, name) in CSV_FILES {
         let part: Vec<Row> = rows
             .iter()
@@ -236,6 +270,7 @@ pub fn write_all(
     });
     let mut s = String::from("# Speed sweep: the ladder as curves\n\n");
     let _ = writeln!(s, "Produced by the code, not typed in: `{command}` (git {rev}, {when}), in {:.0} s ({:.1} min) wall-clock. Machine: {}; {}.\n", wall_s, wall_s / 60.0, machine.describe(), machine.describe_rates());
+    s.push_str(&busy);
     s.push_str(&summary::paragraph(rows));
     s.push_str("\n## Targets\n\n");
     s.push_str(&targets::table(rows));
@@ -258,6 +293,7 @@ pub fn write_all(
     let doc = Path::new("docs/speed.md");
     if docs && doc.exists() {
         let mut section = format!("From `{command}` (git {rev}, {when}; {:.1} min); tables and charts in [results/speed/sweep](../results/speed/sweep/README.md).\n\n", wall_s / 60.0);
+        section.push_str(&busy);
         section.push_str(&summary::paragraph(rows));
         section.push('\n');
         section.push_str(&targets::table(rows));
