@@ -300,6 +300,38 @@ fn crossovers_and_verdicts_come_from_the_rows() {
     );
     let roof = by("KV-cache decode at batch 1");
     assert_eq!(roof.met, Some(true), "{roof:?}");
+
+    // The real-size point joins the roofline target, and misses it here by 20 points.
+    let mut real = row(
+        Section::RealSize,
+        Phase::Decode,
+        Variant::Mha,
+        1,
+        64,
+        20.0,
+        1 << 30,
+    );
+    (real.preset, real.new_tokens, real.roofline_fraction) = ("gpt2_124m".into(), 128, 0.3);
+    real.bytes_per_step = 250_000_000;
+    let mut with_real = rows.clone();
+    with_real.push(real.clone());
+    let roof = targets::verdicts(&with_real).pop().unwrap();
+    assert_eq!(roof.met, Some(false), "{roof:?}");
+    assert!(
+        roof.measured
+            .contains("ctx 4096: 62 %, gpt2_124m bf16: 30 %"),
+        "{roof:?}"
+    );
+    assert!(
+        roof.why
+            .starts_with("worst: gpt2_124m bf16 at 30 % (20 pp short)"),
+        "{roof:?}"
+    );
+    let text = experiments::speed::sweep::report::real_size_text(&[real], &record());
+    assert!(
+        text.contains("| gpt2_124m | bf16 | 1 | 64 | mha | 20.0"),
+        "{text}"
+    );
     let table = targets::table(&rows);
     assert!(
         table.contains("| **no** |") && table.contains("- *MQA decode"),
