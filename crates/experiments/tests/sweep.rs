@@ -129,6 +129,7 @@ fn a_quick_sweep_writes_csv_charts_and_text() {
         "attention_memory.svg",
         "decode_batch1.svg",
         "decode_batch4.svg",
+        "decode_batch4_roofline.svg",
     ] {
         let text = std::fs::read_to_string(out.join(svg)).unwrap();
         assert!(text.contains("<svg") && text.contains("log2"), "{svg}");

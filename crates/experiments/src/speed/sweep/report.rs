@@ -142,24 +142,23 @@ fn charts(out: &Path, rows: &[Row]) -> Result<Vec<String>> {
     batches.sort_unstable();
     batches.dedup();
     for b in batches {
-        let mut c = curves(rows, Section::Decode, Phase::Decode, Some(b), |r| {
-            r.tokens_per_sec
-        });
-        let roof = curves(rows, Section::Decode, Phase::Decode, Some(b), |r| {
-            r.roofline_tokens_per_sec
-        });
-        c.extend(roof.into_iter().map(|r| Curve {
-            label: format!("{} roofline", r.label),
-            ..r
-        }));
         draw(
             &format!("decode_batch{b}.svg"),
-            format!(
-                "decode tokens/sec vs context, batch {b} (and each variant's bandwidth roofline)"
-            ),
+            format!("decode tokens/sec vs context, batch {b}: MHA vs GQA-4 vs MQA"),
             "context (cached tokens)",
             "tokens/sec",
-            c,
+            curves(rows, Section::Decode, Phase::Decode, Some(b), |r| {
+                r.tokens_per_sec
+            }),
+        )?;
+        draw(
+            &format!("decode_batch{b}_roofline.svg"),
+            format!("decode: % of the bandwidth roofline vs context, batch {b}"),
+            "context (cached tokens)",
+            "% of roofline",
+            curves(rows, Section::Decode, Phase::Decode, Some(b), |r| {
+                100.0 * r.roofline_fraction
+            }),
         )?;
     }
     Ok(names)
