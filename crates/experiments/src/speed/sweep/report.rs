@@ -125,14 +125,22 @@ fn charts(out: &Path, rows: &[Row]) -> Result<Vec<String>> {
             curves(rows, Section::Attention, phase, None, |r| r.tokens_per_sec),
         )?;
     }
+    let mut mem = Vec::new();
+    for phase in [Phase::Train, Phase::Prefill] {
+        let c = curves(rows, Section::Attention, phase, None, |r| {
+            r.peak_rss_bytes as f64
+        });
+        mem.extend(c.into_iter().map(|c| Curve {
+            label: format!("{} {phase}", c.label),
+            ..c
+        }));
+    }
     draw(
         "attention_memory.svg",
-        "training peak memory (RSS) vs T: naive vs SDPA".into(),
+        "peak memory (RSS) vs T: naive vs SDPA, training and prefill".into(),
         "sequence length T",
         "bytes",
-        curves(rows, Section::Attention, Phase::Train, None, |r| {
-            r.peak_rss_bytes as f64
-        }),
+        mem,
     )?;
     let mut batches: Vec<usize> = rows
         .iter()
