@@ -26,6 +26,14 @@ pub(super) fn run_points(
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
+    // A hidden bar (stderr not a terminal) prints nothing: say each point on stderr then.
+    let say = |line: String| {
+        if pb.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            pb.println(line);
+        }
+    };
     let mut rows = Vec::new();
     for (i, p) in points.iter().enumerate() {
         pb.set_message(p.label());
@@ -42,13 +50,13 @@ pub(super) fn run_points(
         };
         let row = match skip {
             Some(why) => {
-                pb.println(format!("  skipped {}: {why}", p.label()));
+                say(format!("  skipped {}: {why}", p.label()));
                 Row::blank(p, &pcfg, Status::Skipped, why)
             }
             None => run_child(&exe, args, p, &tmp.join(format!("{i}.csv")), &pcfg),
         };
         if row.ok() {
-            pb.println(format!(
+            say(format!(
                 "  {:<40} {:>10.0} tok/s  peak RSS {:.2} GB",
                 p.label(),
                 row.tokens_per_sec,
