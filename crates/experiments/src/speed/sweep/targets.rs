@@ -28,6 +28,12 @@ fn unmeasured(what: &str, why: &str) -> Verdict {
     }
 }
 
+/// A ratio to two decimals, rounded down: a miss never reads as the threshold itself
+/// (1.497× shows as 1.49×, not 1.50×).
+fn floor2(x: f64) -> String {
+    format!("{:.2}", (x * 100.0 + 1e-9).floor() / 100.0)
+}
+
 fn cfg_of(r: &Row) -> Option<ModelConfig> {
     let c = ModelConfig::preset(&r.preset).ok()?;
     Some(ModelConfig {
@@ -73,7 +79,7 @@ fn sdpa_speed(rows: &[Row]) -> Verdict {
             let (l, h, q) = (cfg.n_layer as f64, cfg.n_head as f64, cfg.head_dim() as f64);
             let att = 12.0 * l * h * q * t as f64;
             let share = att / (6.0 * n + att);
-            let _ = write!(why, "short by {:.0} % ({x:.2}× vs 1.5×). At T = {t} attention is {:.0} % of the training FLOPs (12·L·H·Q·T = {:.2} MFLOP of 6·N + 12·L·H·Q·T = {:.2} MFLOP per token, N = {:.1} M matmul parameters, the {}-wide LM head included), so even free attention would make the step at most {:.2}× faster (Amdahl); SDPA removes the score tensors' memory traffic, not the matmul FLOPs.", 100.0 * (1.5 - x) / 1.5, 100.0 * share, att / 1e6, (6.0 * n + att) / 1e6, n / 1e6, cfg.vocab_size, 1.0 / (1.0 - share));
+            let _ = write!(why, "short by {:.1} % ({}× vs 1.5×). At T = {t} attention is {:.0} % of the training FLOPs (12·L·H·Q·T = {:.2} MFLOP of 6·N + 12·L·H·Q·T = {:.2} MFLOP per token, N = {:.1} M matmul parameters, the {}-wide LM head included), so even free attention would make the step at most {:.2}× faster (Amdahl); SDPA removes the score tensors' memory traffic, not the matmul FLOPs.", 100.0 * (1.5 - x) / 1.5, floor2(x), 100.0 * share, att / 1e6, (6.0 * n + att) / 1e6, n / 1e6, cfg.vocab_size, 1.0 / (1.0 - share));
         }
     }
     let bigger: Vec<usize> = rows
@@ -92,7 +98,7 @@ fn sdpa_speed(rows: &[Row]) -> Verdict {
     }
     Verdict {
         what: what.into(),
-        measured: format!("{x:.2}× at T = {t}"),
+        measured: format!("{}× at T = {t}", floor2(x)),
         met: Some(x >= 1.5),
         why: why.trim().into(),
     }
@@ -184,13 +190,15 @@ fn gqa(rows: &[Row]) -> Vec<Verdict> {
         let why = if x >= min {
             String::new()
         } else {
-            format!("short by {:.0} % ({x:.2}× vs {min:.1}×). A step reads {} with {} vs {} with {}, so a purely bandwidth-bound step would gain {bound:.2}×; measured {:.0} ms vs {:.0} ms per step, at {:.0} % and {:.0} % of the roofline: the time not spent reading bytes (compute, per-op overhead) does not shrink with fewer KV heads.", 100.0 * (min - x) / min, gb(rb.bytes_per_step as f64), rb.variant, gb(ra.bytes_per_step as f64), ra.variant, rb.ms_per_step, ra.ms_per_step, 100.0 * rb.roofline_fraction, 100.0 * ra.roofline_fraction)
+            format!("short by {:.1} % ({}× vs {min:.1}×). A step reads {} with {} vs {} with {}, so a purely bandwidth-bound step would gain {bound:.2}×; measured {:.0} ms vs {:.0} ms per step, at {:.0} % and {:.0} % of the roofline: the time not spent reading bytes (compute, per-op overhead) does not shrink with fewer KV heads.", 100.0 * (min - x) / min, floor2(x), gb(rb.bytes_per_step as f64), rb.variant, gb(ra.bytes_per_step as f64), ra.variant, rb.ms_per_step, ra.ms_per_step, 100.0 * rb.roofline_fraction, 100.0 * ra.roofline_fraction)
         };
         out.push(Verdict {
             what: what.into(),
             measured: format!(
-                "{x:.2}× ({:.0} vs {:.0} tok/s; bandwidth bound {bound:.2}×)",
-                ra.tokens_per_sec, rb.tokens_per_sec
+                "{}× ({:.0} vs {:.0} tok/s; bandwidth bound {bound:.2}×)",
+                floor2(x),
+                ra.tokens_per_sec,
+                rb.tokens_per_sec
             ),
             met: Some(x >= min),
             why,
@@ -219,7 +227,7 @@ fn roofline(rows: &[Row]) -> Verdict {
     };
     let measured = pts
         .iter()
-        .map(|r| format!("{}: {:.0} %", name(r), 100.0 * r.roofline_fraction))
+        .map(|r| format!("{}: {:.1} %", name(r), 100.0 * r.roofline_fraction))
         .collect::<Vec<_>>()
         .join(", ");
     let worst = pts
@@ -232,7 +240,7 @@ fn roofline(rows: &[Row]) -> Verdict {
     } else {
         let ideal_ms = worst.ms_per_step * worst.roofline_fraction;
         let n_ops = cfg_of(worst).map_or(0, |c| c.n_layer * 15 + 5);
-        format!("worst: {} at {:.0} % ({:.0} pp short): a step takes {:.2} ms where reading its {} at the measured bandwidth takes {:.2} ms; the other {:.2} ms are not memory traffic — about {n_ops} small kernels per step (≈ 15 per layer), each with its dispatch overhead, on matrix-vector products too thin to keep every core streaming.", name(worst), 100.0 * worst.roofline_fraction, 100.0 * (0.5 - worst.roofline_fraction), worst.ms_per_step, gb(worst.bytes_per_step as f64), ideal_ms, worst.ms_per_step - ideal_ms)
+        format!("worst: {} at {:.1} % ({:.1} pp short): a step takes {:.2} ms where reading its {} at the measured bandwidth takes {:.2} ms; the other {:.2} ms are not memory traffic — about {n_ops} small kernels per step (≈ 15 per layer), each with its dispatch overhead, on matrix-vector products too thin to keep every core streaming.", name(worst), 100.0 * worst.roofline_fraction, 100.0 * (0.5 - worst.roofline_fraction), worst.ms_per_step, gb(worst.bytes_per_step as f64), ideal_ms, worst.ms_per_step - ideal_ms)
     };
     Verdict {
         what: what.into(),
