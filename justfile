@@ -45,6 +45,20 @@ speed-ablation *ARGS: setup
     target/release/speed_report --command "just speed-ablation {{ARGS}}" --wall-s $(( $(date +%s) - start )) --build-s $(( built - start )) > /dev/null
     echo "speed ladder: results/speed/README.md"
 
+# The speed ladder as curves (issue #12): attention (naive vs SDPA) vs sequence length, decode
+# (MHA, GQA-4, MQA) vs context × batch beside the bandwidth roofline, into results/speed/sweep/
+# and docs/speed.md; each point in its own process within --point-seconds. Add --real-size for
+# GPT-2 small's decode point (then in results/speed/README.md), --only attention|decode|real-size
+# for one family, --quick for a seconds-long check (written to a temp folder, not results/).
+speed-sweep *ARGS: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -p experiments --bins
+    target/release/speed_sweep --command "just speed-sweep {{ARGS}}" {{ARGS}}
+    if [ -f results/speed/rungs/1_original.csv ] && [ -f results/speed/sweep/real_size.md ]; then
+        target/release/speed_report --no-docs > /dev/null
+    fi
+
 # The accuracy ladder: four rungs (+ the optional GQA rung with `--gqa`) trained from scratch
 # on Tiny Shakespeare; e.g. `just accuracy-ablation --seeds 3`.
 accuracy-ablation *ARGS: setup

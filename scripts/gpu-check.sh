@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The GPU check, in one go (about 8 minutes on one GPU): the full CUDA install, the CUDA
-# paths exercised (infer on the reference checkpoints, compared with CPU), the speed ladder
-# on GPT-2 small's shape on CUDA into results/speed/cuda/ (with the GPU's facts in its
-# machine.json), and the test suite. Refuses, with a clear message, where no GPU is visible.
+# The GPU check, in one go (at most about 8 minutes on one GPU): the full CUDA install, the
+# model and infer tests (their CUDA cases run where a GPU is visible), the CUDA paths
+# exercised (infer on the reference checkpoints, compared with CPU), the speed ladder and a
+# short speed sweep (+ the real-size point) on GPT-2 small's shape on CUDA into
+# results/speed/cuda/ (with the GPU's facts in its machine.json). Refuses, with a clear
+# message, where no GPU is visible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
@@ -14,6 +16,8 @@ export PATH="$HOME/.cargo/bin:$PWD/.venv/bin:$PATH"
 command -v just >/dev/null 2>&1 || { [ -x .venv/bin/python ] || python3 -m venv .venv; .venv/bin/pip install -q rust-just==1.59.0; }
 scripts/setup-libtorch.sh full
 cargo build --release -p infer -p experiments --bins
+echo "== model and infer tests (CUDA cases included)"
+CI=true timeout 240 cargo test --release -p model -p infer 2>&1 | { grep -E "^test result|FAILED|panicked|cuda" || true; } | tail -40
 shared="${LADDER_SHARED:-../shared}"
 echo "== infer on CUDA: stories260K greedy ids (fp32) must equal the CPU's"
 cpu=$(target/release/infer --model "$shared/models/stories260K" --prompt-ids 1 --temperature 0 --kv-cache --dtype fp32 --device cpu --format json --max-new-tokens 60)
@@ -30,9 +34,10 @@ echo "== speed ladder on CUDA (gpt2_124m)"
 out=results/speed/cuda
 for rung in 1_original 2_bf16 3_flash 4_kv_cache 5_gqa; do
   target/release/speed_$rung --device cuda --preset gpt2_124m --batch 8 --seq-len 1024 \
-    --prompt-len 128 --new-tokens 256 --max-seconds 20 --out "$out"
+    --prompt-len 128 --new-tokens 256 --max-seconds 10 --out "$out"
 done
+echo "== speed sweep on CUDA (gpt2_124m: T up to 1024, decode context 256; + real size), 2 minutes at most"
+target/release/speed_sweep --device cuda --preset gpt2_124m --real-size --point-seconds 4 \
+  --total-minutes 2 --out "$out/sweep" --no-docs --command "scripts/gpu-check.sh (speed_sweep)" | tail -20
 target/release/speed_report --out "$out" --command "scripts/gpu-check.sh" --no-docs > /dev/null
-echo "== tests"
-CI=true cargo test --workspace --release 2>&1 | tail -30
-echo "gpu-check: done; results in $out/"
+echo "gpu-check: done; results in $out/ (sweep: $out/sweep/README.md)"

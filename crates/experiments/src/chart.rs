@@ -172,3 +172,84 @@ pub fn lines(
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
+
+/// Line chart with a log2 x axis (ticks at the powers of two), one line per curve with a
+/// marker at each measured point, y from 0; the legend names the curves.
+pub fn lines_log2x(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    curves: &[Curve],
+) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
+    let pts = curves.iter().flat_map(|c| c.points.iter());
+    let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0f64);
+    for &(x, y) in pts.filter(|p| p.0 > 0.0 && p.1.is_finite()) {
+        (x0, x1, y1) = (x0.min(x.log2()), x1.max(x.log2()), y1.max(y));
+    }
+    anyhow::ensure!(x0 <= x1, "no points to plot in {}", path.display());
+    let (x0, x1) = (x0.floor() - 0.25, x1.ceil() + 0.25);
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, 0.0..(y1 * 1.1).max(1e-9))
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("{x_label} (log2 scale)"))
+        .y_desc(y_label)
+        .x_labels((x1 - x0).ceil() as usize + 1)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-6 {
+                format!("{:.0}", 2f64.powf(x.round()))
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| {
+            if *y >= 1e9 {
+                format!("{:.1}G", y / 1e9)
+            } else if *y >= 1e6 {
+                format!("{:.1}M", y / 1e6)
+            } else if *y >= 1e4 {
+                format!("{:.0}k", y / 1e3)
+            } else {
+                format!("{y:.0}")
+            }
+        })
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (i, c) in curves.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let pts: Vec<(f64, f64)> = c
+            .points
+            .iter()
+            .filter(|p| p.0 > 0.0 && p.1.is_finite())
+            .map(|&(x, y)| (x.log2(), y))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(&c.label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| err(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

@@ -1,10 +1,12 @@
 //! One decode step — the next token after a context of 64, 256 or 512 — with the KV cache
 //! (one token through the model, attending to the cached prefix) and without it (the
 //! whole context again), for MHA (12 KV heads) and GQA-4 (Ainslie et al. 2023).
+//! Each step is `infer::Decoder::step`, the one `infer::generate` runs.
 //! `cargo bench -p infer` (a small GPT-2-shaped model: 4 layers, 12 heads, 384 wide, fp32;
 //! under a minute in all).
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
-use model::{AttnKernel, Gpt, KvCache, ModelConfig, RunSettings};
+use infer::Decoder;
+use model::{AttnKernel, Gpt, ModelConfig, RunSettings};
 use std::time::Duration;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -37,25 +39,22 @@ fn bench(c: &mut Criterion) {
                 [1, ctx as i64],
                 (Kind::Int64, Device::Cpu),
             ); // (1, ctx)
-            let next = Tensor::from_slice(&[1i64]).view([1, 1]); // (1, 1)
-            let mut cache = KvCache::new(&m, 1, ctx + 1, Device::Cpu);
-            let _ = m.forward_last(&prompt, 0, Some(&mut cache)).unwrap(); // prefill once
-            group.bench_with_input(
-                BenchmarkId::new(format!("{label}_kv_cache"), ctx),
-                &ctx,
-                |b, &ctx| {
-                    b.iter(|| {
-                        cache.truncate(ctx); // forget the previous iteration's token
-                        m.forward_last(&next, ctx, Some(&mut cache)).unwrap()
-                    })
-                },
-            );
-            let full = Tensor::cat(&[&prompt, &next], 1); // (1, ctx + 1)
-            group.bench_with_input(
-                BenchmarkId::new(format!("{label}_no_cache"), ctx),
-                &ctx,
-                |b, _| b.iter(|| m.forward_last(&full, 0, None).unwrap()),
-            );
+               // `infer`'s own decoder, the one `generate` runs: prefill once, then time one
+               // step after the context, rewinding to it before each.
+            for (kind, kv) in [("kv_cache", true), ("no_cache", false)] {
+                let mut dec = Decoder::new(&m, 1, ctx + 1, kv);
+                let _ = dec.prefill(&prompt).unwrap();
+                group.bench_with_input(
+                    BenchmarkId::new(format!("{label}_{kind}"), ctx),
+                    &ctx,
+                    |b, &ctx| {
+                        b.iter(|| {
+                            dec.rewind(ctx); // forget the previous iteration's token
+                            dec.step(&[1]).unwrap()
+                        })
+                    },
+                );
+            }
         }
     }
     group.finish();

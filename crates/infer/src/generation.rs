@@ -2,9 +2,10 @@
 //! prompt in one forward, then decode one token at a time — either writing each token's
 //! keys/values into a pre-allocated KV cache (Pope et al. 2022, "Efficiently Scaling
 //! Transformer Inference") or, the ablation baseline, re-running the whole context.
+use crate::decoder::Decoder;
 use crate::sampling::Sampler;
 use anyhow::{bail, Result};
-use model::{Gpt, KvCache};
+use model::Gpt;
 use runtime::Rng;
 use serde::Serialize;
 use std::time::Instant;
@@ -106,45 +107,32 @@ pub fn check_prompt(m: &Gpt, prompt: &[Vec<i64>], max_new_tokens: usize) -> Resu
     Ok(p)
 }
 
-/// Generate after `prompt` (B sequences of equal length) on the model's device.
-///
-/// `on_step` sees each token as it is produced, one entry per sequence: `Some(id)`, or
-/// `None` for a sequence that already ended at EOS (for streaming).
-pub fn generate(
-    m: &Gpt,
-    prompt: &[Vec<i64>],
+/// What [`decode`] produced: new ids per sequence and the time its steps took.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// New ids per sequence, `first` included (an EOS that ended a sequence included).
+    pub ids: Vec<Vec<i64>>,
+    /// Every decode step (forward + sample), not counting the caller's `on_step`.
+    pub decode_s: f64,
+    /// Decode steps run (each produces one more token per sequence after `first`).
+    pub steps: usize,
+}
+
+/// The decode loop of [`generate`]: emit `first` (one id per sequence, sampled from the
+/// prefill's logits), then feed each new token back through `dec` one step at a time until
+/// `opts.max_new_tokens` tokens per sequence exist or every sequence hit EOS.
+pub fn decode(
+    dec: &mut Decoder<'_>,
+    first: Vec<i64>,
     opts: &GenOptions,
+    rng: &mut Rng,
     mut on_step: impl FnMut(&[Option<i64>]),
-) -> Result<Generation> {
+) -> Result<Decoded> {
     let _g = tch::no_grad_guard();
-    let p = check_prompt(m, prompt, opts.max_new_tokens)?;
-    opts.sampler.validate()?;
-    let (b, device) = (prompt.len(), m.wte.device());
-    let mut rng = Rng::new(opts.seed);
-    let ids = Tensor::from_slice(&prompt.concat())
-        .view([b as i64, p as i64])
-        .to(device); // (B, P)
-                     // The last new token is never fed back, so P + n − 1 positions suffice.
-    let capacity = p + opts.max_new_tokens - 1;
-    let mut cache = opts.kv_cache.then(|| KvCache::new(m, b, capacity, device));
-
-    let t0 = Instant::now();
-    let logits = m.forward_last(&ids, 0, cache.as_mut())?; // (B, V)
-    sync(device);
-    let prefill_s = t0.elapsed().as_secs_f64();
-    let mut next = opts.sampler.sample(&logits, &mut rng)?; // on the host: synchronised
-    let ttft_s = t0.elapsed().as_secs_f64();
-    tracing::debug!(
-        "prefill of {b} × {p} tokens: {:.1} ms; KV cache {}",
-        prefill_s * 1e3,
-        cache
-            .as_ref()
-            .map_or("off".into(), |c| format!("{} bytes allocated", c.bytes()))
-    );
-
+    let b = dec.batch();
     let mut out: Vec<Vec<i64>> = vec![Vec::with_capacity(opts.max_new_tokens); b];
     let mut done = vec![false; b];
-    let mut context = ids;
+    let mut next = first;
     let (mut decode_s, mut steps) = (0.0, 0);
     loop {
         let step: Vec<Option<i64>> = next
@@ -165,33 +153,69 @@ pub fn generate(
             break;
         }
         let t = Instant::now();
-        let x = Tensor::from_slice(&next).view([b as i64, 1]).to(device); // (B, 1)
-        let logits = match cache.as_mut() {
-            Some(c) => {
-                let pos = c.len();
-                m.forward_last(&x, pos, Some(c))?
-            }
-            None => {
-                context = Tensor::cat(&[&context, &x], 1); // (B, T + 1): recompute everything
-                m.forward_last(&context, 0, None)?
-            }
-        };
-        next = opts.sampler.sample(&logits, &mut rng)?;
+        let logits = dec.step(&next)?; // (B, V)
+        next = opts.sampler.sample(&logits, rng)?; // on the host: synchronised
         decode_s += t.elapsed().as_secs_f64();
         steps += 1;
     }
-    let (kv_cache_bytes, kv_cache_capacity_bytes) = match &cache {
+    tracing::debug!(
+        "infer::decode: {steps} steps × {b} sequences in {:.1} ms",
+        decode_s * 1e3
+    );
+    Ok(Decoded {
+        ids: out,
+        decode_s,
+        steps,
+    })
+}
+
+/// Generate after `prompt` (B sequences of equal length) on the model's device: a prefill
+/// through a [`Decoder`], then [`decode`].
+///
+/// `on_step` sees each token as it is produced, one entry per sequence: `Some(id)`, or
+/// `None` for a sequence that already ended at EOS (for streaming).
+pub fn generate(
+    m: &Gpt,
+    prompt: &[Vec<i64>],
+    opts: &GenOptions,
+    on_step: impl FnMut(&[Option<i64>]),
+) -> Result<Generation> {
+    let _g = tch::no_grad_guard();
+    let p = check_prompt(m, prompt, opts.max_new_tokens)?;
+    opts.sampler.validate()?;
+    let (b, device) = (prompt.len(), m.wte.device());
+    let mut rng = Rng::new(opts.seed);
+    let ids = Tensor::from_slice(&prompt.concat())
+        .view([b as i64, p as i64])
+        .to(device); // (B, P)
+                     // The last new token is never fed back, so P + n − 1 positions suffice.
+    let mut dec = Decoder::new(m, b, p + opts.max_new_tokens - 1, opts.kv_cache);
+
+    let t0 = Instant::now();
+    let logits = dec.prefill(&ids)?; // (B, V)
+    sync(device);
+    let prefill_s = t0.elapsed().as_secs_f64();
+    let first = opts.sampler.sample(&logits, &mut rng)?; // on the host: synchronised
+    let ttft_s = t0.elapsed().as_secs_f64();
+    tracing::debug!(
+        "prefill of {b} × {p} tokens: {:.1} ms; KV cache {}",
+        prefill_s * 1e3,
+        dec.cache()
+            .map_or("off".into(), |c| format!("{} bytes allocated", c.bytes()))
+    );
+    let d = decode(&mut dec, first, opts, &mut rng, on_step)?;
+    let (kv_cache_bytes, kv_cache_capacity_bytes) = match dec.cache() {
         Some(c) => (c.bytes_used(), c.bytes()),
         None => (0, 0),
     };
     Ok(Generation {
-        ids: out,
+        ids: d.ids,
         prompt_tokens: p,
         batch: b,
         ttft_s,
         prefill_s,
-        decode_s,
-        decode_steps: steps,
+        decode_s: d.decode_s,
+        decode_steps: d.steps,
         kv_cache_bytes,
         kv_cache_capacity_bytes,
     })

@@ -10,6 +10,7 @@
 //! # anyhow::Ok(())
 //! ```
 pub mod cli;
+pub mod decoder;
 pub mod generation;
 pub mod limits;
 pub mod planner;
@@ -19,7 +20,8 @@ pub mod sampling;
 pub mod source;
 pub mod stream;
 
-pub use generation::{check_prompt, generate, GenOptions, Generation};
+pub use decoder::Decoder;
+pub use generation::{check_prompt, decode, generate, Decoded, GenOptions, Generation};
 pub use planner::{plan, Plan, PlanRow};
 pub use sampling::Sampler;
 pub use source::{Source, SourceSpec};

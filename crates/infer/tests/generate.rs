@@ -1,6 +1,9 @@
 //! Generation: the cache changes nothing but speed, GQA is MHA with shared K/V heads,
 //! top-k 1 is greedy, seeds reproduce, EOS stops, and the real checkpoints reproduce their
-//! references (stories260K's `greedy_60` from BOS, gpt2-tiny's `greedy_20`).
+//! references (stories260K's `greedy_60` from BOS, gpt2-tiny's `greedy_20`, qwen2-tiny's and
+//! mistral-tiny's `greedy_40`), a sliding window's rolling cache changes nothing either, and
+//! on a machine with CUDA the GPU generates what the CPU does. These are the greedy-loop
+//! tests of the model too: every loop here is `infer::generate`, the code users run.
 use infer::source::{self, Source, SourceSpec};
 use infer::{generate, GenOptions, Sampler};
 use model::AttnKernel;
@@ -276,9 +279,13 @@ fn reference(dir: &std::path::Path, key: &str) -> Vec<i64> {
 
 #[test]
 fn real_checkpoints_match_their_references() {
-    for (name, prompt_key, out_key) in [
-        ("stories260K", "prompt_token_ids", "greedy_60"),
-        ("gpt2-tiny", "input_ids", "greedy_20"),
+    // Hugging Face's references (`greedy_40`) ran without stopping at EOS; Mistral's runs
+    // past its window of 16, so the rolling cache is exercised.
+    for (name, prompt_key, out_key, stop) in [
+        ("stories260K", "prompt_token_ids", "greedy_60", true),
+        ("gpt2-tiny", "input_ids", "greedy_20", true),
+        ("qwen2-tiny", "input_ids", "greedy_40", false),
+        ("mistral-tiny", "input_ids", "greedy_40", false),
     ] {
         let Some(dir) = shared_resource(&format!("models/{name}")).unwrap() else {
             continue;
@@ -294,7 +301,7 @@ fn real_checkpoints_match_their_references() {
             for kv in [true, false] {
                 let o = GenOptions {
                     max_new_tokens: want.len(),
-                    eos: src.eos.clone(),
+                    eos: if stop { src.eos.clone() } else { Vec::new() },
                     ..opts(kv, Sampler::greedy(), 0)
                 };
                 let got = generate(&src.model, std::slice::from_ref(&prompt), &o, |_| {})
@@ -364,5 +371,91 @@ fn bf16_weights_track_fp32() {
         };
         let got = generate(&bf16m.model, &[vec![1]], &o, |_| {}).unwrap();
         assert_eq!(got.ids[0].len(), 20);
+    }
+}
+
+/// A model built from a config with seeded random weights (no `Source`), fp32.
+fn random_model(
+    cfg: &model::ModelConfig,
+    attention: AttnKernel,
+    device: tch::Device,
+) -> (tch::nn::VarStore, model::Gpt) {
+    tch::manual_seed(7);
+    let vs = tch::nn::VarStore::new(device);
+    let run = model::RunSettings::default().with_kernel(attention);
+    let m = model::Gpt::new(&vs.root(), cfg, &run).unwrap();
+    (vs, m)
+}
+
+#[test]
+fn greedy_through_a_rolling_window_cache_equals_recomputing() {
+    // Window 6, 8 prompt + 30 new positions: the cache is a rolling buffer of 6 slots.
+    let cfg = model::ModelConfig {
+        sliding_window: Some(6),
+        ..model::ModelConfig::llama_tiny()
+    };
+    for attention in [AttnKernel::Sdpa, AttnKernel::Naive] {
+        let (_vs, m) = random_model(&cfg, attention, tch::Device::Cpu);
+        let prompt = vec![(1..9).collect::<Vec<i64>>()];
+        let o = |kv| GenOptions {
+            max_new_tokens: 30,
+            ..opts(kv, Sampler::greedy(), 0)
+        };
+        let cached = generate(&m, &prompt, &o(true), |_| {}).unwrap();
+        assert!(cached.kv_cache_capacity_bytes > 0);
+        let full = generate(&m, &prompt, &o(false), |_| {}).unwrap();
+        assert_eq!(cached.ids, full.ids, "{attention:?}");
+    }
+}
+
+#[test]
+fn the_decoder_rewinds_and_steps_as_generate_does() {
+    // `Decoder` + `decode` (what the speed ladder, the sweep and the bench time) is `generate`.
+    let cfg = model::ModelConfig::gpt2_tiny();
+    let (_vs, m) = random_model(&cfg, AttnKernel::Sdpa, tch::Device::Cpu);
+    let prompt = vec![vec![5i64, 6, 7]];
+    let o = GenOptions {
+        max_new_tokens: 10,
+        ..opts(true, Sampler::greedy(), 0)
+    };
+    let want = generate(&m, &prompt, &o, |_| {}).unwrap();
+    let mut dec = infer::Decoder::new(&m, 1, 12, true);
+    let x = Tensor::from_slice(&prompt[0]).unsqueeze(0);
+    for _ in 0..2 {
+        let logits = dec.prefill(&x).unwrap();
+        let first = Sampler::greedy()
+            .sample(&logits, &mut runtime::Rng::new(0))
+            .unwrap();
+        let d = infer::decode(&mut dec, first, &o, &mut runtime::Rng::new(0), |_| {}).unwrap();
+        assert_eq!(d.ids, want.ids);
+        assert_eq!((d.steps, dec.len()), (9, 12));
+    }
+    // Marked filled without a prefill: the steps run at the given context.
+    dec.assume_filled(3);
+    assert_eq!(dec.len(), 3);
+    let d = infer::decode(&mut dec, vec![0], &o, &mut runtime::Rng::new(0), |_| {}).unwrap();
+    assert_eq!((d.steps, dec.len()), (9, 12));
+}
+
+#[test]
+fn on_cuda_greedy_generation_matches_the_cpu() {
+    if !tch::Cuda::is_available() {
+        eprintln!("no CUDA device: skipped (scripts/gpu-check.sh runs it on a GPU)");
+        return;
+    }
+    for preset in ["gpt2_tiny", "llama_tiny"] {
+        let cfg = model::ModelConfig::preset(preset).unwrap();
+        for attention in [AttnKernel::Sdpa, AttnKernel::Naive] {
+            let (cpu_vs, cpu) = random_model(&cfg, attention, tch::Device::Cpu);
+            let (mut gpu_vs, gpu) = random_model(&cfg, attention, tch::Device::Cuda(0));
+            gpu_vs.copy(&cpu_vs).unwrap();
+            let prompts: Vec<Vec<i64>> = PROMPTS.iter().map(|p| p.to_vec()).collect();
+            for kv in [true, false] {
+                let o = opts(kv, Sampler::greedy(), 0);
+                let a = generate(&cpu, &prompts, &o, |_| {}).unwrap().ids;
+                let b = generate(&gpu, &prompts, &o, |_| {}).unwrap().ids;
+                assert_eq!(a, b, "{preset} {attention:?} kv {kv}: CPU vs CUDA");
+            }
+        }
     }
 }

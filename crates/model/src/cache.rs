@@ -94,6 +94,17 @@ impl KvCache {
         }
     }
 
+    /// Treat the first `len` positions as filled, whatever they hold: for timing decode at a
+    /// long context without paying for its prefill (the step reads the same bytes either way).
+    pub fn assume_filled(&mut self, len: usize) {
+        assert!(
+            len <= self.capacity,
+            "KV cache overflow: {len} > {}",
+            self.capacity
+        );
+        self.len = len;
+    }
+
     /// Forget the contents (keeps the memory).
     pub fn reset(&mut self) {
         self.len = 0;

@@ -72,6 +72,26 @@ impl ModelConfig {
         }
     }
 
+    /// The speed sweep's CPU default: `gpt2_speed_cpu`'s shape with a context of 16384
+    /// (learned positions), so decode reaches 8192 cached tokens and attention T = 8192.
+    pub fn gpt2_long_cpu() -> Self {
+        Self {
+            block_size: 16384,
+            ..Self::gpt2_speed_cpu()
+        }
+    }
+
+    /// A tiny GPT-2 for sweep tests: 8 heads (so GQA-4 and MQA differ from MHA), 64 wide,
+    /// 2 layers, vocab 256, context 512.
+    pub fn gpt2_tiny_sweep() -> Self {
+        Self {
+            block_size: 512,
+            n_head: 8,
+            n_kv_heads: 8,
+            ..Self::gpt2_tiny()
+        }
+    }
+
     /// Llama-3-style model at GPT-2-small size: RoPE θ=500000, RMSNorm, SwiGLU with the
     /// Llama hidden rule, GQA with n_kv_heads = n_head / 4, no biases, untied head.
     pub fn llama3_style() -> Self {
@@ -121,6 +141,8 @@ impl ModelConfig {
             "gpt2_small_cpu" => Self::gpt2_small_cpu(),
             "gpt2_speed_cpu" => Self::gpt2_speed_cpu(),
             "gpt2_tiny" => Self::gpt2_tiny(),
+            "gpt2_long_cpu" => Self::gpt2_long_cpu(),
+            "gpt2_tiny_sweep" => Self::gpt2_tiny_sweep(),
             "llama3_style" => Self::llama3_style(),
             "llama_tiny" => Self::llama_tiny(),
             _ => {
@@ -138,6 +160,8 @@ impl ModelConfig {
         "gpt2_small_cpu",
         "gpt2_speed_cpu",
         "gpt2_tiny",
+        "gpt2_long_cpu",
+        "gpt2_tiny_sweep",
         "llama3_style",
         "llama_tiny",
     ];

@@ -3,42 +3,19 @@
 use model::{Gpt, KvCache};
 use tch::{Device, Kind, Tensor};
 
-/// Greedy decoding with a KV cache: `n` new ids after `prompt`.
-pub fn greedy_cached(m: &Gpt, prompt: &[i64], n: usize) -> Vec<i64> {
-    let mut cache = KvCache::new(m, 1, prompt.len() + n, Device::Cpu);
-    let mut logits = m
-        .forward_last(
-            &Tensor::from_slice(prompt).unsqueeze(0),
-            0,
-            Some(&mut cache),
-        )
-        .unwrap();
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let next = logits.argmax(-1, false).int64_value(&[0]);
-        out.push(next);
-        let pos = cache.len();
-        logits = m
-            .forward_last(
-                &Tensor::from_slice(&[next]).unsqueeze(0),
-                pos,
-                Some(&mut cache),
-            )
-            .unwrap();
-    }
-    out
-}
-
-/// Greedy decoding recomputing the whole context every step (no cache).
-pub fn greedy_full(m: &Gpt, prompt: &[i64], n: usize) -> Vec<i64> {
-    let mut ids = prompt.to_vec();
-    for _ in 0..n {
-        let logits = m
-            .forward_last(&Tensor::from_slice(&ids).unsqueeze(0), 0, None)
-            .unwrap();
-        ids.push(logits.argmax(-1, false).int64_value(&[0]));
-    }
-    ids[prompt.len()..].to_vec()
+/// Logits (1, T, V) of `ids` through the decode path: a prefill of the first id, then one
+/// id at a time (T = 1) over the KV cache — teacher-forced, so two models can be compared
+/// position by position. Greedy generation itself is `infer`'s and tested there
+/// (crates/infer/tests/generate.rs).
+pub fn cached_decode_logits(m: &Gpt, ids: &[i64]) -> Tensor {
+    let mut cache = KvCache::new(m, 1, ids.len(), Device::Cpu);
+    let parts: Vec<Tensor> = (0..ids.len())
+        .map(|p| {
+            let x = Tensor::from_slice(&ids[p..p + 1]).unsqueeze(0); // (1, 1)
+            m.forward(&x, p, Some(&mut cache)).unwrap()
+        })
+        .collect();
+    Tensor::cat(&parts, 1)
 }
 
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {

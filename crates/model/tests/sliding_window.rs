@@ -3,7 +3,7 @@
 //! with the window mask; one layer's output at position i depends on the last W tokens only;
 //! window 0 is a config error naming the key.
 mod common;
-use common::{greedy_cached, greedy_full, max_abs_diff, random_ids};
+use common::{max_abs_diff, random_ids};
 use model::{AttnKernel, Gpt, KvCache, ModelConfig, RunSettings};
 use tch::{nn, Device, Tensor};
 
@@ -126,9 +126,7 @@ fn cached_decode_equals_the_windowed_full_forward() {
             &cached(&m2, &x, &mut plain),
         );
         assert!(d < 1e-4, "{kernel:?} plain: {d}");
-        // Greedy decoding through the rolling cache and by recomputing agree.
-        let prompt: Vec<i64> = (1..9).collect();
-        assert_eq!(greedy_cached(&m, &prompt, 30), greedy_full(&m, &prompt, 30));
+        // Greedy generation through the rolling cache: crates/infer/tests/generate.rs.
     }
 }
 

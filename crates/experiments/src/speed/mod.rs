@@ -8,6 +8,7 @@ pub mod budget;
 pub mod explain;
 mod measure;
 pub mod report;
+pub mod sweep;
 
 use crate::rung::{Knobs, Rung, SpeedRung};
 use anyhow::{Context, Result};

@@ -312,6 +312,11 @@ pub fn readme(out: &Path, rows: &[Row], command: &str) -> Result<String> {
     s.push_str("\n![tokens/sec per rung](chart.svg)\n\n## Targets\n\n");
     s.push_str(&targets_table(rows));
     s.push_str("\nWhat each rung does and why it helps, and for each target that is missed by how much and why: [docs/speed.md](../../docs/speed.md#our-numbers).\n");
+    let real = out.join("sweep").join("real_size.md");
+    if let Ok(text) = std::fs::read_to_string(&real) {
+        s.push_str("\n## Real size\n\nFrom `speed_sweep --real-size` ([sweep/real_size.csv](sweep/real_size.csv)): ");
+        s.push_str(&text);
+    }
     let pt = out.join("pytorch.md");
     if let Ok(text) = std::fs::read_to_string(&pt) {
         s.push_str("\n## Beside PyTorch eager\n\n");
