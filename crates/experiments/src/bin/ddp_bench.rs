@@ -166,7 +166,11 @@ fn train_run(args: &Args, label: &str, preset: Option<&str>, procs: usize) -> Re
         .context("model.block_size")?;
     Ok(TrainRow {
         model: label.into(),
-        dtype: s["model"]["dtype"].as_str().unwrap_or("?").into(),
+        // The compute dtype is a run setting (resolved from `auto` on this machine).
+        dtype: s["settings"]["dtype"]
+            .as_str()
+            .context("summary.json: no settings.dtype")?
+            .into(),
         processes: procs,
         threads,
         batch_per_rank: args.batch,
@@ -234,10 +238,10 @@ fn run() -> Result<()> {
         };
         allreduce.push(AllReduceRow::new(n.parse()?, s.parse()?, 2));
     }
-    let command = format!(
-        "ddp_bench {}",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-    );
+    let command = std::iter::once("just ddp-bench".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
     ddp_report::write(
         &args.out,
         &command,
