@@ -65,6 +65,15 @@ fn report_judges_targets_from_the_numbers() {
     // int8: 2.00× ≥ 1.6× met, KL 5e-4 < 1e-3 met; int4 g32: 2.00× of 2.5× missed (80 %).
     assert!(md.contains("| 2.00× | met |"), "{md}");
     assert!(md.contains("missed (reached 80 % of the target)"), "{md}");
+    // The miss is explained from the bytes: same bytes per step, so no memory-bound gain.
+    assert!(
+        md.contains("4_int4_g32 reads 0.0 MB of weights per decode step against 1_bf16's 0.0 MB, so a purely memory-bound step could be 1.00× faster; it is 2.00×"),
+        "{md}"
+    );
+    assert!(
+        !md.contains("2_int8 reads"),
+        "a met target needs no why: {md}"
+    );
     assert!(tmp.path().join("chart.svg").is_file());
     // The char model's val loss: int8 +0.050 % < +0.5 % is met, and every rung has its row.
     assert!(

@@ -274,7 +274,7 @@ fn crossovers_and_verdicts_come_from_the_rows() {
         text.contains("Not measured: train naive T = 4096 (would not fit memory"),
         "{text}"
     );
-    assert!(text.contains("at batch 8, GQA-4 is ahead of MHA at every context measured (GQA-4/MHA by context: 1024: 1.00×, 4096: 1.60×)"), "{text}");
+    assert!(text.contains("At batch 8, GQA-4 is ahead of MHA at every context measured (GQA-4/MHA by context: 1024: 1.00×, 4096: 1.60×)"), "{text}");
     assert!(
         text.contains("MQA is still behind GQA-4 at the largest context measured"),
         "{text}"

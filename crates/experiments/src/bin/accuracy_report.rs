@@ -23,7 +23,7 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<()> {
     runtime::logging::init();
     let args = Args::parse();
-    let text = experiments::accuracy::report::write(&args.out, &args.command)?;
+    let text = experiments::accuracy::report::write(&args.out, args.command.trim())?;
     println!("{text}");
     Ok(())
 }

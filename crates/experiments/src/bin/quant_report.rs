@@ -15,7 +15,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    experiments::quant::report::write(&a.out, &a.command, a.wall_s)?;
+    experiments::quant::report::write(&a.out, a.command.trim(), a.wall_s)?;
     println!("{}", a.out.join("README.md").display());
     Ok(())
 }

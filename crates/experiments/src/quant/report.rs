@@ -104,6 +104,7 @@ fn targets(rungs: &[RungResult]) -> String {
     let mut s = String::new();
     let base = &rungs[0];
     let find = |p: &str| rungs.iter().find(|r| r.rung.starts_with(p));
+    let mut why = Vec::new();
     if let Some(b) = speed_of(base, "gpt2_124m") {
         for (p, want) in [("2_", 1.6), ("3_", 2.5), ("4_", 2.5)] {
             if let Some(x) = find(p).and_then(|r| speed_of(r, "gpt2_124m").map(|s| (r, s))) {
@@ -115,6 +116,9 @@ fn targets(rungs: &[RungResult]) -> String {
                     base.rung,
                     met(ratio >= want, ratio / want)
                 );
+                if ratio < want {
+                    why.push(decode_why(&x.0.rung, x.1, &base.rung, b, ratio));
+                }
             }
         }
     }
@@ -138,7 +142,30 @@ fn targets(rungs: &[RungResult]) -> String {
             met(d < 0.5, 0.5 / d.max(1e-9))
         );
     }
+    if !why.is_empty() {
+        let _ = write!(s, "\n{}\n", why.join("\n\n"));
+    }
     s
+}
+
+/// Why a decode speed-up fell short, from the bytes each rung's matmuls read per step: the
+/// bytes ratio bounds the speed-up of a memory-bound step; the rates show which rung is
+/// further from the bandwidth (the kernel's own cost, not the bytes, sets the gap).
+fn decode_why(rung: &str, q: &super::Speed, base: &str, b: &super::Speed, ratio: f64) -> String {
+    let bound = b.matmul_bytes as f64 / q.matmul_bytes as f64;
+    let rate = |x: &super::Speed| x.decode_tps_b1 * x.matmul_bytes as f64 / 1e9;
+    let cause = if rate(q) < rate(b) {
+        "so the quantized kernel's own work per byte (unpacking and scaling the codes), not the bytes, limits it here"
+    } else {
+        "so the bytes are not what limits it: the rest of the step (attention, norms, per-token overhead) weighs more once the weights shrink"
+    };
+    format!(
+        "{rung} reads {:.1} MB of weights per decode step against {base}'s {:.1} MB, so a purely memory-bound step could be {bound:.2}× faster; it is {ratio:.2}×: {rung} reads its weights at {:.1} GB/s and {base} at {:.1} GB/s, {cause}.",
+        q.matmul_bytes as f64 / 1e6,
+        b.matmul_bytes as f64 / 1e6,
+        rate(q),
+        rate(b)
+    )
 }
 
 /// The trained char model's val loss per rung (empty when no rung measured one).

@@ -155,7 +155,7 @@ pub fn paragraph(rows: &[Row]) -> String {
     if let Some(r0) = att.first() {
         let _ = write!(
             s,
-            "**Attention** ({}, {}, about {} tokens per step): ",
+            "**Attention** ({}, {}, about {} tokens per step). ",
             r0.preset,
             r0.dtype,
             r0.batch * r0.seq_len
@@ -172,7 +172,7 @@ pub fn paragraph(rows: &[Row]) -> String {
             let c = crossover(&tps);
             let _ = write!(
                 s,
-                "in {phase}, {} (SDPA/naive tokens/sec by T: {}). ",
+                "In {phase}, {} (SDPA/naive tokens/sec by T: {}). ",
                 describe(&c, "SDPA", "naive", "T"),
                 curve(&tps)
             );
@@ -220,7 +220,7 @@ pub fn paragraph(rows: &[Row]) -> String {
     if let Some(r0) = dec.first() {
         let _ = write!(
             s,
-            "**Decode** ({}, {}, {} new tokens after each context): ",
+            "**Decode** ({}, {}, {} new tokens after each context). ",
             r0.preset, r0.dtype, r0.new_tokens
         );
         let mut batches: Vec<usize> = dec.iter().map(|r| r.batch).collect();
@@ -245,7 +245,7 @@ pub fn paragraph(rows: &[Row]) -> String {
             );
             let _ = write!(
                 s,
-                "at batch {b}, {} (GQA-4/MHA by context: {}) and {} ({}). ",
+                "At batch {b}, {} (GQA-4/MHA by context: {}) and {} ({}). ",
                 describe(&crossover(&g), "GQA-4", "MHA", "context"),
                 curve(&g),
                 describe(&crossover(&m), "MQA", "GQA-4", "context"),
