@@ -57,14 +57,7 @@ pub fn ring_seconds(bytes: f64, world: usize, gb_s: f64) -> f64 {
 }
 
 fn csv<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
-    runtime::fsio::write_atomic(path, |tmp| {
-        let mut w = csv::Writer::from_path(tmp)?;
-        for r in rows {
-            w.serialize(r)?;
-        }
-        w.flush()?;
-        Ok(())
-    })
+    crate::csvio::write_rows(path, rows)
 }
 
 /// Writes `allreduce.csv`, `train.csv` and `README.md` into `dir`.

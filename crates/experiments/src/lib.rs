@@ -4,6 +4,7 @@ pub mod accuracy;
 pub mod chart;
 pub mod checkpoint;
 pub mod config;
+pub mod csvio;
 pub mod ddp;
 pub mod ddp_report;
 pub mod docs;

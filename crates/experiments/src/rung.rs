@@ -412,19 +412,26 @@ mod tests {
         assert!(!swiglu.model.contains_key("vocab_size"));
     }
 
+    /// The accuracy ladder's base config (`experiments/shakespeare_char_cpu.toml`).
+    fn char_base() -> TrainConfig {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        TrainConfig::load(&root.join("experiments/shakespeare_char_cpu.toml"), &[]).unwrap()
+    }
+
+    /// The architecture rung `r` makes of `base` (65 characters).
+    fn rung_arch(base: &TrainConfig, r: AccuracyRung) -> ModelConfig {
+        let mut c = base.clone();
+        c.edit_model(|m, run| r.apply(m, run, &Knobs::default()))
+            .unwrap();
+        c.architecture(65).unwrap()
+    }
+
     /// The extension rungs (issue #14) each change one key on top of 5_gqa, and the
     /// training config carries it into the model it builds.
     #[test]
     fn extension_rungs_untie_the_head_then_add_qkv_biases() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let base =
-            TrainConfig::load(&root.join("experiments/shakespeare_char_cpu.toml"), &[]).unwrap();
-        let arch = |r: AccuracyRung| {
-            let mut c = base.clone();
-            c.edit_model(|m, run| r.apply(m, run, &Knobs::default()))
-                .unwrap();
-            c.architecture(65).unwrap()
-        };
+        let base = char_base();
+        let arch = |r: AccuracyRung| rung_arch(&base, r);
         let (gqa, untied, qkv) = (
             arch(AccuracyRung::Gqa),
             arch(AccuracyRung::Untied),
@@ -458,15 +465,8 @@ mod tests {
     #[test]
     fn moe_rung_matches_the_dense_rungs_active_parameters() {
         use model::accounting::param_count;
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let base =
-            TrainConfig::load(&root.join("experiments/shakespeare_char_cpu.toml"), &[]).unwrap();
-        let arch = |r: AccuracyRung| {
-            let mut c = base.clone();
-            c.edit_model(|m, run| r.apply(m, run, &Knobs::default()))
-                .unwrap();
-            c.architecture(65).unwrap()
-        };
+        let base = char_base();
+        let arch = |r: AccuracyRung| rung_arch(&base, r);
         let (dense, moe) = (arch(AccuracyRung::QkvBias), arch(AccuracyRung::Moe));
         assert_eq!((moe.n_experts, moe.experts_per_token), (Some(4), Some(2)));
         assert_eq!(moe.intermediate_size, dense.intermediate_size / 2);

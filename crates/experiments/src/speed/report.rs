@@ -3,7 +3,7 @@
 use super::Phase;
 use crate::chart;
 use crate::rung::{Rung, SpeedRung};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use model::AttnKernel;
 use runtime::DType;
 use serde::{Deserialize, Serialize};
@@ -51,25 +51,11 @@ pub struct Row {
 
 /// Write `rows` to `path` (replacing it), through a temporary file.
 pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    runtime::fsio::write_atomic(path, |tmp| {
-        let mut w = csv::Writer::from_path(tmp)?;
-        for r in rows {
-            w.serialize(r)?;
-        }
-        w.flush()?;
-        Ok(())
-    })
+    crate::csvio::write_rows(path, rows)
 }
 
 pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    r.deserialize()
-        .map(|x| x.with_context(|| format!("{}: bad row", path.display())))
-        .collect()
+    crate::csvio::read_rows(path)
 }
 
 pub(crate) fn find(rows: &[Row], rung: SpeedRung, phase: Phase) -> Option<&Row> {

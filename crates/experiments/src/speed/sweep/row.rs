@@ -1,7 +1,7 @@
 //! One CSV row per sweep point (measured, skipped or failed), and the CSV files.
 use super::plan::Point;
 use crate::speed::Phase;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use model::{AttnKernel, ModelConfig};
 use runtime::DType;
 use serde::{Deserialize, Serialize};
@@ -176,23 +176,9 @@ impl Row {
 
 /// Write `rows` to `path` (replacing it) through a temporary file.
 pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    runtime::fsio::write_atomic(path, |tmp| {
-        let mut w = csv::Writer::from_path(tmp)?;
-        for r in rows {
-            w.serialize(r)?;
-        }
-        w.flush()?;
-        Ok(())
-    })
+    crate::csvio::write_rows(path, rows)
 }
 
 pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    r.deserialize()
-        .map(|x| x.with_context(|| format!("{}: bad row", path.display())))
-        .collect()
+    crate::csvio::read_rows(path)
 }
