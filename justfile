@@ -59,6 +59,14 @@ speed-sweep *ARGS: setup
         target/release/speed_report --no-docs > /dev/null
     fi
 
+# Per-token overhead and the chunked loss (issue #16): stories260K greedy decode at 1 and 2
+# threads against llama2.c's speed, and a gpt2_speed_cpu training step with the plain vs the
+# chunked cross-entropy (fp32, and bf16 where native), into results/speed/overhead/ (~3 min;
+# `--decode-only` for seconds). Keep the machine idle while it runs.
+speed-overhead *ARGS: setup
+    cargo build --release -p experiments --bin speed_overhead
+    target/release/speed_overhead --command "just speed-overhead {{ARGS}}" {{ARGS}}
+
 # The accuracy ladder: four rungs (+ the optional GQA rung with `--gqa`) trained from scratch
 # on Tiny Shakespeare; e.g. `just accuracy-ablation --seeds 3`.
 accuracy-ablation *ARGS: setup

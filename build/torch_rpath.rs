@@ -41,7 +41,7 @@ fn cuda_runtime_present(lib: &Path) -> bool {
     false
 }
 
-fn main() {
+pub fn main() {
     println!("cargo:rerun-if-env-changed=LADDER_LINK_CUDA");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {

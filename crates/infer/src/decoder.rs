@@ -3,8 +3,12 @@
 //! whole context so far, recomputed every step. [`crate::generate`] is a prefill followed by
 //! [`crate::generation::decode`] over a `Decoder`; the speed ladder, the sweep, the criterion
 //! bench and the tests drive these same two halves, so their numbers describe the code users run.
+//! Every forward runs under `c10::InferenceMode` (`runtime::InferenceMode`): the cache is
+//! allocated outside it, so it stays a normal tensor updated in place; the logits returned
+//! are inference tensors (read them, sample them; do not differentiate them).
 use anyhow::{ensure, Result};
 use model::{Gpt, KvCache};
+use runtime::InferenceMode;
 use tch::{Device, Kind, Tensor};
 
 /// A cache (or a growing context) for `batch` sequences of one model.
@@ -64,6 +68,7 @@ impl<'m> Decoder<'m> {
 
     /// The prompt `ids` (B, P) from position 0 in one forward; logits (B, V) of its last position.
     pub fn prefill(&mut self, ids: &Tensor) -> Result<Tensor> {
+        let _im = InferenceMode::enter();
         ensure!(
             ids.size()[0] as usize == self.batch,
             "prefill of {} sequences into a decoder for {}",
@@ -82,15 +87,18 @@ impl<'m> Decoder<'m> {
 
     /// One decode forward: `next` (one id per sequence) at the next position; logits (B, V).
     pub fn step(&mut self, next: &[i64]) -> Result<Tensor> {
+        let _im = InferenceMode::enter();
         ensure!(
             next.len() == self.batch,
             "{} ids for {} sequences",
             next.len(),
             self.batch
         );
-        let x = Tensor::from_slice(next)
-            .view([self.batch as i64, 1])
-            .to(self.device); // (B, 1)
+        let x = Tensor::from_slice(next).view([self.batch as i64, 1]); // (B, 1)
+        let x = match self.device {
+            Device::Cpu => x,
+            d => x.to(d),
+        };
         match self.cache.as_mut() {
             Some(c) => {
                 let pos = c.len();
@@ -110,6 +118,7 @@ impl<'m> Decoder<'m> {
 
     /// Forget every position from `len` on (to repeat a measurement from the same context).
     pub fn rewind(&mut self, len: usize) {
+        let _im = InferenceMode::enter();
         if let Some(c) = self.cache.as_mut() {
             c.truncate(len);
         }
@@ -122,6 +131,7 @@ impl<'m> Decoder<'m> {
     /// for timing decode after a long context without paying for its prefill. A decode step
     /// reads the same bytes and runs the same kernels whatever the values.
     pub fn assume_filled(&mut self, len: usize) {
+        let _im = InferenceMode::enter();
         match self.cache.as_mut() {
             Some(c) => c.assume_filled(len),
             None => {

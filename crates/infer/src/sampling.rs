@@ -73,12 +73,25 @@ impl Sampler {
     /// Logits (B, V) → one id per row, drawing uniforms from `rng` (greedy draws none).
     pub fn sample(&self, logits: &Tensor, rng: &mut Rng) -> Result<Vec<i64>> {
         if self.is_greedy() {
-            // argmax of NaN logits would "succeed" with a meaningless id.
-            if !bool::try_from(logits.isfinite().all())? {
+            // argmax of NaN logits would "succeed" with a meaningless id; `max` propagates a
+            // NaN, so checking the B maxima (read back with the ids) catches NaN and +inf
+            // without a pass over all B × V logits.
+            let (best, ids) = logits.max_dim(-1, false); // (B,), (B,)
+            let host = |t: Tensor| match t.device() {
+                Device::Cpu => t,
+                _ => t.to(Device::Cpu),
+            };
+            let best = match best.kind() {
+                Kind::Float => best,
+                _ => best.to_kind(Kind::Float),
+            };
+            if Vec::<f32>::try_from(host(best))?
+                .iter()
+                .any(|x| !x.is_finite())
+            {
                 bail!("cannot decode: the logits hold NaN or infinite values (the weights overflow in float arithmetic)");
             }
-            let ids = logits.argmax(-1, false).to(Device::Cpu); // (B,)
-            return Ok(Vec::<i64>::try_from(ids)?);
+            return Ok(Vec::<i64>::try_from(host(ids))?);
         }
         let probs = self.probs(logits).to(Device::Cpu).contiguous(); // (B, V)
         let v = probs.size()[1] as usize;

@@ -84,15 +84,16 @@ impl CausalSelfAttention {
     ) -> Tensor {
         let (b, t, c) = x.size3().unwrap();
         let (nh, nkv, hs) = (self.n_head, self.n_kv, self.hs);
-        let qkv = self.c_attn.forward(x); // (B, T, (nh + 2nkv)·hs)
-        let parts = qkv.split_with_sizes([nh * hs, nkv * hs, nkv * hs], -1);
-        let q = parts[0].view([b, t, nh, hs]).transpose(1, 2); // (B, nh, T, hs)
-        let k = parts[1].view([b, t, nkv, hs]).transpose(1, 2); // (B, nkv, T, hs)
-        let v = parts[2].view([b, t, nkv, hs]).transpose(1, 2); // (B, nkv, T, hs)
-        let (q, k) = match rope {
-            Some(r) => (r.apply(&q, pos), r.apply(&k, pos)),
-            None => (q, k),
+        let qkv = self.c_attn.forward(x).view([b, t, nh + 2 * nkv, hs]); // (B, T, nh+2nkv, hs)
+                                                                         // Rotate the q and k heads together, before they are split and transposed.
+        let qk = qkv.narrow(2, 0, nh + nkv); // (B, T, nh+nkv, hs)
+        let qk = match rope {
+            Some(r) => r.apply_bthd(&qk, pos),
+            None => qk,
         };
+        let q = qk.narrow(2, 0, nh).transpose(1, 2); // (B, nh, T, hs)
+        let k = qk.narrow(2, nh, nkv).transpose(1, 2); // (B, nkv, T, hs)
+        let v = qkv.narrow(2, nh + nkv, nkv).transpose(1, 2); // (B, nkv, T, hs)
         let (k, v) = match cache {
             // (B, nkv, S, hs): S = pos+T, or fewer with a rolling (sliding-window) cache.
             Some((cache, layer)) => cache.update(layer, pos, &k, &v),
@@ -103,8 +104,17 @@ impl CausalSelfAttention {
             AttnKernel::Naive => self.naive(&q, &k, &v, pos, p_drop, train),
             AttnKernel::Sdpa => self.sdpa(&q, &k, &v, pos, p_drop),
         }; // (B, nh, T, hs)
-        let y = y.transpose(1, 2).contiguous().view([b, t, c]); // (B, T, C)
-        self.c_proj.forward(&y).dropout(p_drop, train)
+        let y = if t == 1 {
+            y.reshape([b, t, c]) // (B, nh, 1, hs) is already (B, 1, C) in memory
+        } else {
+            y.transpose(1, 2).contiguous().view([b, t, c]) // (B, T, C)
+        };
+        let y = self.c_proj.forward(&y);
+        if p_drop > 0.0 {
+            y.dropout(p_drop, train)
+        } else {
+            y
+        }
     }
 
     /// Explicit (T × S) scores, causal mask, softmax in f32.

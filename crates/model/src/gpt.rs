@@ -63,9 +63,12 @@ impl Block {
         let x = x + self
             .attn
             .forward_t(&self.ln_1.forward(x), pos, rope, cache, train);
-        let p = if train { self.dropout } else { 0.0 };
         let (m, router) = self.mlp.forward_routed(&self.ln_2.forward(&x));
-        (x + m.dropout(p, train), router)
+        let m = match train && self.dropout > 0.0 {
+            true => m.dropout(self.dropout, train),
+            false => m, // no call for a no-op (decode runs this per layer per token)
+        };
+        (x + m, router)
     }
 }
 
@@ -95,6 +98,7 @@ pub struct Gpt {
     /// Set by `quant::quantize_model`: the quantized head (a copy of `wte` when tied).
     pub head_q: Option<crate::quant::QLinear>,
     rope: Option<Rope>,
+    head_t: crate::layers::WeightT,
 }
 
 impl Gpt {
@@ -132,6 +136,7 @@ impl Gpt {
             lm_head,
             head_q: None,
             rope,
+            head_t: Default::default(),
         })
     }
 
@@ -188,8 +193,10 @@ impl Gpt {
             }
             None => tok,
         };
-        let p = if train { self.settings.dropout } else { 0.0 };
-        let mut x = x.dropout(p, train);
+        let mut x = match train && self.settings.dropout > 0.0 {
+            true => x.dropout(self.settings.dropout, train),
+            false => x,
+        };
         let rope = self.rope.as_ref();
         for (i, block) in self.h.iter().enumerate() {
             let c = cache.as_deref_mut().map(|c| (c, i));
@@ -208,11 +215,15 @@ impl Gpt {
     /// LM head: (…, C) -> (…, V) in the compute dtype.
     pub fn head(&self, h: &Tensor) -> Tensor {
         let k = self.settings.dtype.kind();
+        let h = crate::layers::as_kind(h, k);
         if let Some(q) = &self.head_q {
-            return q.forward(&h.to_kind(k));
+            return q.forward(&h);
         }
         let w = self.lm_head.as_ref().unwrap_or(&self.wte);
-        h.to_kind(k).linear::<Tensor>(&w.to_kind(k), None)
+        if w.kind() == k && runtime::inference::is_enabled() {
+            return self.head_t.matmul(&h, w);
+        }
+        h.linear::<Tensor>(&crate::layers::as_kind(w, k), None)
     }
 
     /// Logits (B, T, V) for every position, in eval mode (no dropout).
@@ -254,16 +265,12 @@ impl Gpt {
         Ok((logits, loss))
     }
 
-    /// The training objective: cross-entropy plus, for a mixture of experts,
+    /// The training objective (chunked cross-entropy, `loss.rs`) plus, for a mixture of experts,
     /// `router_aux_loss_coef` × the load-balancing loss, with the per-expert token counts.
     pub fn train_loss(&self, idx: &Tensor, targets: &Tensor, train: bool) -> Result<TrainLoss> {
         let mut router = Vec::new();
-        let logits = self.head(&self.hidden_routed(idx, 0, None, train, Some(&mut router))?);
-        let v = logits.size()[2];
-        let ce = logits
-            .view([-1, v])
-            .to_kind(Kind::Float)
-            .cross_entropy_for_logits(&targets.view([-1]));
+        let h = self.hidden_routed(idx, 0, None, train, Some(&mut router))?;
+        let ce = self.head_loss(&h, targets);
         let (Some(n), Some(k)) = (self.cfg.n_experts, self.cfg.experts_per_token) else {
             let aux = Tensor::zeros([], (Kind::Float, ce.device()));
             return Ok(TrainLoss {
@@ -284,6 +291,24 @@ impl Gpt {
             aux,
             expert_tokens,
         })
+    }
+
+    /// Mean cross-entropy of the head over hidden states `h` (B, T, C) against `targets`
+    /// (B, T): chunked (`loss.rs`, the (B·T × V) logits never held at once) for a dense head,
+    /// through the full logits for a quantized one.
+    fn head_loss(&self, h: &Tensor, targets: &Tensor) -> Tensor {
+        let c = h.size()[2];
+        if self.head_q.is_some() {
+            let logits = self.head(h);
+            let v = logits.size()[2];
+            return logits
+                .view([-1, v])
+                .to_kind(Kind::Float)
+                .cross_entropy_for_logits(&targets.view([-1]));
+        }
+        let w = self.lm_head.as_ref().unwrap_or(&self.wte);
+        let k = self.settings.dtype.kind();
+        crate::loss::chunked_cross_entropy(&h.reshape([-1, c]), w, &targets.view([-1]), k)
     }
 
     /// Mean cross-entropy only.

@@ -12,6 +12,7 @@ pub mod hf;
 mod hf_config;
 pub mod io;
 pub mod layers;
+pub mod loss;
 pub mod moe;
 mod presets;
 pub mod quant;

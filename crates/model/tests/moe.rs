@@ -1,7 +1,8 @@
 //! Mixture of experts (issue #14): with one expert and top-1 it is the dense SwiGLU MLP;
 //! with k = E and equal router weights every expert gets 1/E of each token; the
 //! load-balancing loss matches a hand computation; cached decoding equals the full forward;
-//! the parameter counts (total and active) match the built model; bad configs name the key.
+//! the parameter counts (total and active) match the built model; bad configs name the key;
+//! the dense dispatch (every expert on every token) equals the sparse one, gradients too.
 mod common;
 use common::{cached_decode_logits, max_abs_diff, random_ids};
 use model::accounting::param_count;
@@ -94,6 +95,52 @@ fn all_experts_with_equal_router_weights_average_them() {
     let aux = load_balancing_loss(&[logits.shallow_clone()], 4, 4).double_value(&[]);
     assert!((aux - 4.0).abs() < 1e-6, "{aux}");
     assert_eq!(tokens_per_expert(&logits, 4, 4), vec![10; 4]);
+}
+
+/// Output and every expert's gradient under one dispatch.
+fn dispatch_run(moe: &model::moe::Moe, x: &Tensor, dense: bool) -> (Tensor, Vec<Tensor>) {
+    let params: Vec<Tensor> = moe
+        .experts
+        .iter()
+        .flat_map(|e| [&e.gate_proj.weight, &e.up_proj.weight, &e.down_proj.weight])
+        .map(Tensor::shallow_clone)
+        .collect();
+    for p in &params {
+        if p.grad().defined() {
+            let _ = p.grad().zero_();
+        }
+    }
+    let logits = x.apply(&moe.gate);
+    let (w, sel) = route(&logits, moe.k);
+    let y = if dense {
+        moe.dispatch_dense(x, &w, &sel)
+    } else {
+        moe.dispatch_sparse(x, &w, &sel)
+    };
+    (&y * Tensor::arange(y.size()[1], (Kind::Float, Device::Cpu)).sin())
+        .sum(Kind::Float)
+        .backward();
+    let grads = params.iter().map(|p| p.grad().copy()).collect();
+    (y.detach(), grads)
+}
+
+#[test]
+fn dense_dispatch_equals_sparse_dispatch_with_gradients() {
+    let cfg = moe_cfg(4, 2);
+    let (_vs, m) = build(&cfg, 8);
+    let Mlp::Moe(moe) = &m.h[0].mlp else {
+        panic!("not a mixture of experts")
+    };
+    assert!(moe.dense_dispatch(4096) && !moe.dense_dispatch(1));
+    tch::manual_seed(9);
+    let x = Tensor::randn([96, cfg.n_embd as i64], (Kind::Float, Device::Cpu));
+    let (yd, gd) = dispatch_run(moe, &x, true);
+    let (ys, gs) = dispatch_run(moe, &x, false);
+    assert!(max_abs_diff(&yd, &ys) < 1e-5, "{}", max_abs_diff(&yd, &ys));
+    for (a, b) in gd.iter().zip(&gs) {
+        assert!(a.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        assert!(max_abs_diff(a, b) < 1e-5, "{}", max_abs_diff(a, b));
+    }
 }
 
 #[test]

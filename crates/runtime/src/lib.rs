@@ -10,6 +10,7 @@ pub mod exit;
 pub mod facts;
 pub mod fsio;
 pub mod hardware;
+pub mod inference;
 pub mod logging;
 pub mod mem;
 pub mod precision;
@@ -18,5 +19,6 @@ pub mod rng;
 
 pub use dtype::DType;
 pub use hardware::{Facts, MachineRecord, Measured};
+pub use inference::InferenceMode;
 pub use precision::{Precision, Resolved};
 pub use rng::Rng;

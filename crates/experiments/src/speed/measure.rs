@@ -256,7 +256,7 @@ pub fn run_rung(
         let mut step = || -> Result<()> {
             let x = ids(b, t);
             let y = ids(b, t);
-            let loss = model.loss(&x, &y, true)?;
+            let loss = model.train_loss(&x, &y, true)?.loss;
             loss.backward();
             opt.step(6e-4);
             opt.zero_grad();

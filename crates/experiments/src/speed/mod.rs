@@ -7,6 +7,7 @@
 pub mod budget;
 pub mod explain;
 mod measure;
+pub mod overhead;
 pub mod report;
 pub mod sweep;
 

@@ -63,7 +63,7 @@ pub struct Args {
     /// Precision of weights, cache and matmuls: auto (bf16 where this machine runs it natively — CUDA sm80+, AMX/AVX512-BF16 CPUs, measured once and cached — else fp32), fp32 (exact; matches the references) or bf16 (slow where it is emulated: a warning says how slow).
     #[arg(long, value_name = "auto|fp32|bf16", default_value = "auto")]
     pub dtype: Precision,
-    /// Intra-op CPU threads (0 = libtorch's default, all cores).
+    /// Intra-op CPU threads (0 = automatic: one thread for a model under 16 MB of weights at batch ≤ 4, where the thread pool costs more than it saves; else all cores).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
     /// Sequences generated at once (copies of the prompt), for throughput.

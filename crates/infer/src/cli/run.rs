@@ -32,6 +32,13 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(q) = scheme {
         crate::quant::apply(&mut src, q, args.save_quant.as_deref())?;
     }
+    if args.threads == 0 && device == Device::Cpu {
+        let bytes = model::quant::weight_bytes(&src.vs, &src.model).total();
+        if let Some((n, why)) = limits::auto_threads(bytes, args.batch) {
+            tch::set_num_threads(n);
+            tracing::info!("{why}");
+        }
+    }
     let prompt = resolve_prompt(args, &src, prompt_ids)?;
     check_prompt(
         &src.model,

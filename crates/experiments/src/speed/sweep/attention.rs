@@ -73,7 +73,7 @@ pub fn measure(job: &Job, cfg: &ModelConfig, device: Device) -> Result<Row> {
             budget(job, job.warmup).run(|| {
                 let (x, y) = (ids(), ids());
                 let t0 = Instant::now();
-                let loss = model.loss(&x, &y, true)?;
+                let loss = model.train_loss(&x, &y, true)?.loss;
                 loss.backward();
                 opt.step(6e-4);
                 opt.zero_grad();

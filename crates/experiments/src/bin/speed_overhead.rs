@@ -1,0 +1,63 @@
+//! `speed_overhead` (issue #16): stories260K greedy decode at one and two threads (the
+//! per-token overhead of a tiny model, against llama2.c's speed), and one training step of
+//! `gpt2_speed_cpu` with the plain vs the chunked cross-entropy, in fp32 and (where this CPU
+//! runs it natively) bf16; writes `results/speed/overhead/{README.md,decode.csv,train_head.csv}`.
+use anyhow::Result;
+use clap::Parser;
+use experiments::speed::overhead;
+use runtime::DType;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    about = "Measure a tiny model's decode overhead and the chunked cross-entropy's effect on a training step; write results/speed/overhead."
+)]
+struct Args {
+    /// Timed stories260K runs per thread count (500 tokens each; the median is reported).
+    #[arg(long, default_value_t = 7)]
+    runs: usize,
+    /// Timed training steps per loss variant and dtype (the median is reported).
+    #[arg(long, default_value_t = 4)]
+    repeats: usize,
+    /// Skip the training-step comparison (decode only: seconds instead of minutes).
+    #[arg(long)]
+    decode_only: bool,
+    /// The results folder.
+    #[arg(long, default_value = "results/speed/overhead")]
+    out: PathBuf,
+    /// The command recorded in the README (default: this binary's own command line).
+    #[arg(long)]
+    command: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> Result<()> {
+    runtime::logging::init();
+    let args = Args::parse();
+    let Some(dir) = runtime::resources::shared_resource("models/stories260K")? else {
+        anyhow::bail!("stories260K is needed: set LADDER_SHARED to the folder holding models/");
+    };
+    let _g = tch::no_grad_guard();
+    let decode = overhead::tiny_decode(&dir, &[1, 2], args.runs)?;
+    drop(_g);
+    let mut head = Vec::new();
+    if !args.decode_only {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as i32;
+        tch::set_num_threads(cores);
+        head.extend(overhead::head_loss(DType::Fp32, args.repeats)?);
+        let machine = runtime::hardware::machine(tch::Device::Cpu)?;
+        if machine.native_bf16() {
+            head.extend(overhead::head_loss(DType::Bf16, args.repeats)?);
+        }
+    }
+    let command = args.command.unwrap_or_else(|| {
+        let argv: Vec<String> = std::env::args().collect();
+        argv.join(" ").replace("target/release/", "")
+    });
+    overhead::write(&args.out, &command, &decode, &head)?;
+    println!("{}", args.out.join("README.md").display());
+    Ok(())
+}

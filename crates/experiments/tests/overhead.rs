@@ -1,0 +1,40 @@
+//! `speed_overhead --decode-only` (issue #16) decodes stories260K at one and two threads and
+//! writes its CSV and README, with a verdict against llama2.c's speed per thread count.
+use std::process::Command;
+
+#[test]
+fn speed_overhead_decode_only_writes_rows_and_verdicts() {
+    let Some(_) = runtime::resources::shared_resource("models/stories260K").unwrap() else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_speed_overhead"))
+        .args(["--decode-only", "--runs", "1", "--command", "test"])
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let csv = std::fs::read_to_string(out.path().join("decode.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    for (row, threads) in rows.iter().zip(["1", "2"]) {
+        let cols: Vec<&str> = row.split(',').collect();
+        assert_eq!(cols[0], "stories260K");
+        assert_eq!(cols[1], threads);
+        let median: f64 = cols[5].parse().unwrap();
+        assert!(median > 0.0 && median.is_finite(), "{row}");
+    }
+    let md = std::fs::read_to_string(out.path().join("README.md")).unwrap();
+    assert!(md.contains("Command: `test`"), "{md}");
+    assert_eq!(
+        md.matches("| met |").count() + md.matches("| missed by").count(),
+        2,
+        "{md}"
+    );
+    assert!(!md.contains("training step"), "decode only: {md}");
+}

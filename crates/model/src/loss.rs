@@ -1,0 +1,63 @@
+//! Chunked cross-entropy for the LM head: the mean cross-entropy of `h · Wᵀ` against the
+//! targets and its gradients, computed a block of rows at a time, so the (N × V) logits —
+//! and their f32 copy, log-softmax and gradient, each N·V·4 bytes (412 MB apiece for
+//! GPT-2's vocabulary at 2,048 tokens) — never exist at once. The idea of Liger-Kernel's
+//! fused linear cross-entropy and of Wijmans et al. 2024 ("Cut Your Losses in
+//! Large-Vocabulary Language Models"), in plain tensor ops.
+//!
+//! Per block: logits in the compute dtype (as the plain head), then in f32 the log-sum-exp,
+//! the target's logit, and `∂CE/∂logits = (softmax − onehot) / N`; that gradient goes
+//! back through the same two matmuls autograd would run (`∂h = g·W`, `∂W += gᵀ·h`). The
+//! result is handed to autograd as a surrogate whose value is the loss and whose gradient
+//! is exactly the one computed here: `s − s.detach() + CE` with `s = Σ h⊙∂h + Σ W⊙∂W`.
+use crate::layers::as_kind;
+use tch::{Kind, Tensor};
+
+/// Elements of one block's f32 logits: 2²⁴ (64 MiB), e.g. 333 rows of GPT-2's 50,304.
+pub const BLOCK_ELEMENTS: i64 = 1 << 24;
+
+/// Mean cross-entropy of `h (N, C) · wᵀ` (`w` (V, C), the head's stored weight, cast to
+/// `compute` for the matmuls) against `targets` (N,), as a scalar f32 tensor whose backward
+/// sends the exact gradients into `h` and `w`. Rows per block: `BLOCK_ELEMENTS / V`.
+pub fn chunked_cross_entropy(h: &Tensor, w: &Tensor, targets: &Tensor, compute: Kind) -> Tensor {
+    let v = w.size()[0];
+    chunked_cross_entropy_rows(h, w, targets, compute, (BLOCK_ELEMENTS / v).max(1))
+}
+
+/// As [`chunked_cross_entropy`] with `rows` rows per block (tests use small blocks).
+pub fn chunked_cross_entropy_rows(
+    h: &Tensor,
+    w: &Tensor,
+    targets: &Tensor,
+    compute: Kind,
+    rows: i64,
+) -> Tensor {
+    let n = h.size()[0];
+    let (dh, dw, ce) = tch::no_grad(|| {
+        let hd = as_kind(&h.detach(), compute); // (N, C)
+        let wd = as_kind(&w.detach(), compute); // (V, C)
+        let wt = wd.tr(); // (C, V)
+        let dh = Tensor::empty_like(&hd); // (N, C)
+        let mut dw = Tensor::zeros(wd.size(), (Kind::Float, wd.device())); // (V, C)
+        let mut total = Tensor::zeros([], (Kind::Float, hd.device()));
+        let mut start = 0;
+        while start < n {
+            let len = rows.min(n - start);
+            let hc = hd.narrow(0, start, len); // (R, C)
+            let tc = targets.narrow(0, start, len).unsqueeze(1); // (R, 1)
+            let logits = as_kind(&hc.mm(&wt), Kind::Float); // (R, V)
+            let lse = logits.logsumexp([-1], true); // (R, 1)
+            total += (&lse - logits.gather(1, &tc, false)).sum(Kind::Float);
+            let mut g = (logits - lse).exp(); // softmax, (R, V)
+            let minus_one = Tensor::full([len, 1], -1.0, (Kind::Float, g.device()));
+            let _ = g.scatter_add_(1, &tc, &minus_one); // − onehot
+            let g = as_kind(&(g / n as f64), compute); // ∂(mean CE)/∂logits
+            dh.narrow(0, start, len).copy_(&g.mm(&wd)); // (R, C)
+            dw += as_kind(&g.tr().mm(&hc), Kind::Float); // (V, C)
+            start += len;
+        }
+        (dh, dw, total / n as f64)
+    });
+    let s = (h * dh).sum(Kind::Float) + (w * as_kind(&dw, w.kind())).sum(Kind::Float);
+    &s - s.detach() + ce
+}
