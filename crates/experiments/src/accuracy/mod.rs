@@ -41,6 +41,12 @@ pub struct AccuracyArgs {
     /// (e.g. `--seeds 3 --append` after a 1-seed run).
     #[arg(long)]
     pub append: bool,
+    /// Continue a seed whose run was interrupted from its last checkpoint (`<runs-dir>/<rung>/
+    /// seed<N>/ckpt`; bit-identical to an uninterrupted run) instead of starting it afresh.
+    /// The rung's record is written after every finished seed, so with `--append` an
+    /// interrupted multi-seed run loses at most the seed in progress, and with this not even that.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// What one rung measured, over its seeds.
@@ -138,10 +144,12 @@ pub fn main(rung: AccuracyRung) -> Result<()> {
             .runs_dir
             .join(rung.name())
             .join(format!("seed{}", cfg.run.seed));
+        let resume = args.resume && cfg.run.out_dir.join("ckpt").exists();
         let out = train(
             &cfg,
             &RunOptions {
                 quiet: args.quiet,
+                resume,
                 ..Default::default()
             },
         )?;
@@ -186,15 +194,22 @@ pub fn main(rung: AccuracyRung) -> Result<()> {
         if rec.sample.is_empty() {
             rec.sample = out.sample.clone();
         }
+        save_record(&path, &rec)?; // after every seed: an interruption keeps the finished ones
     }
-    rec.tokens_per_sec /= rec.seeds.len().max(1) as f64; // mean over seeds
-    std::fs::create_dir_all(path.parent().unwrap_or(&args.out))?;
-    runtime::fsio::write_atomic(&path, |tmp| {
-        Ok(std::fs::write(
-            tmp,
-            serde_json::to_string_pretty(&rec)? + "\n",
-        )?)
-    })?;
+    save_record(&path, &rec)?;
     eprintln!("  record written to {}", path.display());
     Ok(())
+}
+
+/// Write `rec` (whose `tokens_per_sec` is still the sum over seeds) with the mean.
+fn save_record(path: &std::path::Path, rec: &RungRecord) -> Result<()> {
+    let mut out = rec.clone();
+    out.tokens_per_sec /= out.seeds.len().max(1) as f64; // mean over seeds
+    std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
+    runtime::fsio::write_atomic(path, |tmp| {
+        Ok(std::fs::write(
+            tmp,
+            serde_json::to_string_pretty(&out)? + "\n",
+        )?)
+    })
 }
