@@ -189,7 +189,7 @@ fn markdown(command: &str, decode: &[DecodeRow], head: &[HeadRow]) -> String {
     }
     let _ = writeln!(
         s,
-        "\nThe target is llama2.c `run.c`'s speed on this machine kind as issue #16 measured it. A decode step of this model is about 250 small libtorch ops; what each one costs is dispatch, not arithmetic, so the step runs under `c10::InferenceMode` (`runtime::InferenceMode`), with no dtype casts, dropout calls or host copies that do nothing, RoPE on q and k in one pass, and single-row matmuls through `mv`. `infer --threads 0` picks one thread for models under {} MB (`infer::limits::auto_threads`). Where the time goes: `valgrind --tool=callgrind` on `cargo run --release -p infer --example tiny_overhead` (instruction counts do not depend on what else the machine runs).\n",
+        "\nThe target is llama2.c `run.c`'s speed on this machine kind as issue #16 measured it. A decode step of this model is a few hundred small libtorch ops, each costing more in dispatch than in arithmetic, so the step runs under `c10::InferenceMode` (`runtime::InferenceMode`), with no dtype casts, dropout calls or host copies that do nothing, RoPE on q and k in one pass, and single-row matmuls through `mv`. `infer --threads 0` picks one thread for models under {} MB (`infer::limits::auto_threads`). Where the time goes: `valgrind --tool=callgrind` on `cargo run --release -p infer --example tiny_overhead` (instruction counts do not depend on what else the machine runs).\n",
         infer::limits::ONE_THREAD_BELOW_BYTES >> 20
     );
     if !head.is_empty() {
