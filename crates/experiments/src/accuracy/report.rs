@@ -186,13 +186,8 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
     )?;
 
     let pooled = pooled_std(&rows).map(|p| p.0);
-    let r0 = &recs[0];
     let mut s = String::from("# Accuracy ladder results\n\nProduced by the code, not typed in: ");
-    let _ = writeln!(
-        s,
-        "`{command}` (git {}, {}), on {}.\n",
-        r0.git_rev, r0.timestamp, r0.machine
-    );
+    let _ = writeln!(s, "`{command}`; {}.\n", provenance(&recs));
     s.push_str("Final validation loss (nats/token; lower is better), mean ± std over seeds. \"Beyond noise\" means the Δ exceeds twice the standard error of the difference of the means.\n\n");
     s.push_str("| rung | what changes | params | seeds | val loss | Δ vs previous | beyond noise | Δ vs original | beyond noise | tokens/sec | wall (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (i, (row, rec)) in rows.iter().zip(&recs).enumerate() {
@@ -242,8 +237,8 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
     let readme = Path::new("README.md");
     if readme.exists() {
         let mut t = format!(
-            "**Accuracy** (`{command}`, git {}, {}; final val loss on Tiny Shakespeare, mean ± std over seeds; details in [results/accuracy](results/accuracy/README.md)):\n\n| rung | params | seeds | val loss | wall time |\n|---|---|---|---|---|\n",
-            recs[0].git_rev, recs[0].timestamp
+            "**Accuracy** (`{command}`; {}; final val loss on Tiny Shakespeare, mean ± std over seeds; details in [results/accuracy](results/accuracy/README.md)):\n\n| rung | params | seeds | val loss | wall time |\n|---|---|---|---|---|\n",
+            provenance(&recs)
         );
         for r in &rows {
             let _ = writeln!(
@@ -265,7 +260,7 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
         };
         let _ = write!(
             t,
-            "\nOne seed of the default ladder ({} rungs) took {:.1} minutes of training on this machine",
+            "\nOne seed of the default ladder ({} rungs) took {:.1} minutes of training",
             default.len(),
             per_seed(&default)
         );
@@ -287,7 +282,7 @@ pub fn write(out: &Path, command: &str) -> Result<String> {
 /// The generated part of docs/accuracy.md: each rung's effect, in words, from the numbers.
 fn doc_section(rows: &[SummaryRow], recs: &[RungRecord], command: &str) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "From `{command}` (git {}, {}); full table, curves and samples in [results/accuracy](../results/accuracy/README.md).\n", recs[0].git_rev, recs[0].timestamp);
+    let _ = writeln!(s, "From `{command}` ({}); full table, curves and samples in [results/accuracy](../results/accuracy/README.md).\n", provenance(recs));
     for (i, r) in rows.iter().enumerate() {
         if i == 0 {
             let _ = writeln!(
@@ -319,4 +314,40 @@ fn doc_section(rows: &[SummaryRow], recs: &[RungRecord], command: &str) -> Strin
         let _ = writeln!(s, "- `{}`: val loss {:.4} ± {:.4}, Δ {:+.4} vs `{}` — {verdict} ({} parameters, {:+} vs previous{kv}).", r.rung, r.val_loss_mean, r.val_loss_std, d, p.rung, r.params_shown(), r.params as i64 - p.params as i64);
     }
     s
+}
+
+/// Where and from which code each run of rungs came: consecutive rungs on the same machine
+/// grouped ("rungs 1_original–5_gqa: git …, … on MACHINE"), so a table that mixes machines
+/// says so (tokens/sec and wall times compare only within one machine).
+fn provenance(recs: &[RungRecord]) -> String {
+    let mut groups: Vec<(usize, usize)> = Vec::new(); // [first, last] indices
+    for (i, r) in recs.iter().enumerate() {
+        match groups.last_mut() {
+            Some((_, last)) if recs[*last].machine == r.machine => *last = i,
+            _ => groups.push((i, i)),
+        }
+    }
+    let one = |(a, b): (usize, usize)| {
+        let mut revs: Vec<&str> = recs[a..=b].iter().map(|r| r.git_rev.as_str()).collect();
+        revs.dedup();
+        let when = recs[a..=b]
+            .iter()
+            .map(|r| r.timestamp.as_str())
+            .max()
+            .unwrap_or("");
+        let names = match a == b {
+            true => format!("rung {}", recs[a].rung.name()),
+            false => format!("rungs {}–{}", recs[a].rung.name(), recs[b].rung.name()),
+        };
+        format!(
+            "{names}: git {} (latest {when}) on {}",
+            revs.join(", "),
+            recs[a].machine
+        )
+    };
+    let mut parts: Vec<String> = groups.iter().map(|&g| one(g)).collect();
+    if groups.len() > 1 {
+        parts.push("tokens/sec and wall times compare only within one machine".into());
+    }
+    parts.join("; ")
 }
