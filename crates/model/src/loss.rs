@@ -13,8 +13,8 @@
 use crate::layers::as_kind;
 use tch::{Kind, Tensor};
 
-/// Elements of one block's f32 logits: 2²⁵ (128 MiB), e.g. 667 rows of GPT-2's 50,304.
-pub const BLOCK_ELEMENTS: i64 = 1 << 25;
+/// Elements of one block's f32 logits: 2²⁴ (64 MiB), e.g. 333 rows of GPT-2's 50,304.
+pub const BLOCK_ELEMENTS: i64 = 1 << 24;
 
 /// Mean cross-entropy of `h (N, C) · wᵀ` (`w` (V, C), the head's stored weight, cast to
 /// `compute` for the matmuls) against `targets` (N,), as a scalar f32 tensor whose backward
@@ -52,12 +52,8 @@ pub fn chunked_cross_entropy_rows(
             let minus_one = Tensor::full([len, 1], -1.0, (Kind::Float, g.device()));
             let _ = g.scatter_add_(1, &tc, &minus_one); // − onehot
             let g = as_kind(&(g / n as f64), compute); // ∂(mean CE)/∂logits
-            let _ = g.mm_out(&dh.narrow(0, start, len), &wd); // (R, C), written in place
-            if g.kind() == Kind::Float {
-                let _ = dw.addmm_(&g.tr(), &hc); // (V, C), accumulated in place
-            } else {
-                dw += as_kind(&g.tr().mm(&hc), Kind::Float);
-            }
+            dh.narrow(0, start, len).copy_(&g.mm(&wd)); // (R, C)
+            dw += as_kind(&g.tr().mm(&hc), Kind::Float); // (V, C)
             start += len;
         }
         (dh, dw, total / n as f64)
