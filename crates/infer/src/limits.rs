@@ -59,8 +59,8 @@ pub fn check_threads(n: usize) -> Result<()> {
 
 /// Below this many bytes of weights read per decode step (and at batch ≤ 4), `--threads 0`
 /// runs one thread: each op of a tiny model is a few microseconds of work, and waking
-/// libtorch's thread pool for it costs more than it saves (stories260K, 1 MB: 2.2k tok/s
-/// on one thread, 1.0–1.3k on two on the 2-core machines here).
+/// libtorch's thread pool for it costs more than it saves (stories260K at one and two
+/// threads: `just speed-overhead`, results/speed/overhead).
 pub const ONE_THREAD_BELOW_BYTES: i64 = 16 << 20;
 
 /// The thread count `--threads 0` means on the CPU for a model of `weight_bytes` decoding

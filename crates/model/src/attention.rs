@@ -85,7 +85,8 @@ impl CausalSelfAttention {
         let (b, t, c) = x.size3().unwrap();
         let (nh, nkv, hs) = (self.n_head, self.n_kv, self.hs);
         let qkv = self.c_attn.forward(x).view([b, t, nh + 2 * nkv, hs]); // (B, T, nh+2nkv, hs)
-                                                                         // Rotate the q and k heads together, before they are split and transposed.
+
+        // Rotate the q and k heads together, before they are split and transposed.
         let qk = qkv.narrow(2, 0, nh + nkv); // (B, T, nh+nkv, hs)
         let qk = match rope {
             Some(r) => r.apply_bthd(&qk, pos),

@@ -257,11 +257,7 @@ impl Gpt {
         train: bool,
     ) -> Result<(Tensor, Tensor)> {
         let logits = self.head(&self.hidden(idx, 0, None, train)?);
-        let v = logits.size()[2];
-        let loss = logits
-            .view([-1, v])
-            .to_kind(Kind::Float)
-            .cross_entropy_for_logits(&targets.view([-1]));
+        let loss = logits_ce(&logits, targets);
         Ok((logits, loss))
     }
 
@@ -299,12 +295,7 @@ impl Gpt {
     fn head_loss(&self, h: &Tensor, targets: &Tensor) -> Tensor {
         let c = h.size()[2];
         if self.head_q.is_some() {
-            let logits = self.head(h);
-            let v = logits.size()[2];
-            return logits
-                .view([-1, v])
-                .to_kind(Kind::Float)
-                .cross_entropy_for_logits(&targets.view([-1]));
+            return logits_ce(&self.head(h), targets);
         }
         let w = self.lm_head.as_ref().unwrap_or(&self.wte);
         let k = self.settings.dtype.kind();
@@ -315,4 +306,13 @@ impl Gpt {
     pub fn loss(&self, idx: &Tensor, targets: &Tensor, train: bool) -> Result<Tensor> {
         Ok(self.forward_loss(idx, targets, train)?.1)
     }
+}
+
+/// Mean cross-entropy (f32) of logits (B, T, V) against `targets` (B, T).
+fn logits_ce(logits: &Tensor, targets: &Tensor) -> Tensor {
+    let v = logits.size()[2];
+    logits
+        .view([-1, v])
+        .to_kind(Kind::Float)
+        .cross_entropy_for_logits(&targets.view([-1]))
 }
