@@ -59,10 +59,12 @@ speed-sweep *ARGS: setup
         target/release/speed_report --no-docs > /dev/null
     fi
 
-# Per-token overhead and the chunked loss (issue #16): stories260K greedy decode at 1 and 2
-# threads against llama2.c's speed, and a gpt2_speed_cpu training step with the plain vs the
-# chunked cross-entropy (fp32, and bf16 where native), into results/speed/overhead/ (~3 min;
-# `--decode-only` for seconds). Keep the machine idle while it runs.
+# Per-token overhead, decode kernels and the training step (issue #16): stories260K greedy
+# decode at 1 and 2 threads against llama2.c's speed, GPT-2 124M decode with the default vs the
+# machine-tuned matmul kernels, and a gpt2_speed_cpu training step with the plain vs chunked
+# cross-entropy and the per-tensor vs flat AdamW (fp32, and bf16 where native), into
+# results/speed/overhead/ (~5 min; `--decode-only --kernel-runs 0` for seconds). Keep the
+# machine idle while it runs.
 speed-overhead *ARGS: setup
     cargo build --release -p experiments --bin speed_overhead
     target/release/speed_overhead --command "just speed-overhead {{ARGS}}" {{ARGS}}
@@ -189,6 +191,49 @@ speed-vs-pytorch *ARGS:
     done
     target/release/speed_compare --command "just speed-vs-pytorch {{ARGS}}"
     if [ -f results/speed/rungs/1_original.csv ]; then target/release/speed_report > /dev/null; fi
+
+# Ladder beside its peers on this machine, in one run (issue #16, ~10 min): training on the
+# speed preset and on shakespeare_char_cpu vs our PyTorch eager reference (bench/), GPT-2 124M
+# decode vs HF transformers `generate` and the bandwidth roofline; bf16 too where the CPU runs it
+# natively. Rows in results/speed/peers/, the table in results/speed/peers.md. Needs the full
+# torch install and transformers from PyPI, which this recipe makes. Keep the machine idle.
+speed-peers ITERS="200":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    scripts/setup-libtorch.sh full
+    .venv/bin/python -c "import transformers" 2>/dev/null \
+        || .venv/bin/pip install -q --disable-pip-version-check transformers==5.24.0
+    cargo build --release -p experiments --bins
+    out=results/speed/peers
+    rm -rf "$out" runs/peers && mkdir -p "$out/char"
+    dtypes=$(target/release/speed_peers --dtypes)
+    echo "speed-peers: precisions on this CPU: $dtypes"
+    # 1. The speed preset (6 layers, 12 heads, 384 wide, vocab 50,304, batch 8 x 256).
+    rungs=1_original; [[ $dtypes == *bf16* ]] && rungs="1_original 2_bf16 3_flash"
+    for rung in $rungs; do
+        target/release/speed_$rung --phases train --out "$out/train_preset"
+    done
+    for cfg in "fp32 naive" "bf16 naive" "bf16 sdpa"; do set -- $cfg
+        [[ $dtypes == *$1* ]] || continue
+        .venv/bin/python bench/speed.py --n-layer 6 --n-head 12 --n-embd 384 --vocab-size 50304 \
+            --block-size 512 --batch 8 --seq-len 256 --dtype $1 --attention $2 \
+            --warmup 2 --repeats 5 --steps 1 --csv "$out/train_preset/pytorch.csv"
+    done
+    # 2. shakespeare_char_cpu, {{ITERS}} steps each (eval cut to one batch: not timed anyway).
+    for dt in $dtypes; do
+        target/release/train experiments/shakespeare_char_cpu.toml --quiet --set train.max_iters={{ITERS}} \
+            --set train.eval_iters=1 --set model.dtype=$dt --set run.out_dir=runs/peers/ladder_$dt
+        cp runs/peers/ladder_$dt/metrics.csv "$out/char/ladder_$dt.csv"
+        .venv/bin/python bench/train.py experiments/shakespeare_char_cpu.toml --max-iters {{ITERS}} \
+            --set train.eval_iters=1 --set model.dtype=$dt --out runs/peers/pytorch_$dt
+        cp runs/peers/pytorch_$dt/metrics.csv "$out/char/pytorch_$dt.csv"
+    done
+    # 3. GPT-2 124M decode, batch 1, prompt 64 + 128 new tokens.
+    target/release/speed_sweep --only real-size --real-size --out "$out/decode" --command "just speed-peers"
+    for dt in $dtypes; do
+        .venv/bin/python bench/hf_generate.py --dtype $dt --csv "$out/decode/transformers.csv"
+    done
+    target/release/speed_peers --command "just speed-peers {{ITERS}}"
 
 # Parity with our PyTorch reference on shakespeare_char_cpu, 3 seeds each: the Rust side is
 # the accuracy ladder's first rung (run here if its 3-seed results are missing).

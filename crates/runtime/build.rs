@@ -1,5 +1,5 @@
-//! The shared libtorch rpath script, then the inference-mode shim
-//! (`shim/inference_mode.cpp`, c10 headers only) compiled against the same libtorch.
+//! The shared libtorch rpath script, then the shims compiled against the same libtorch:
+//! inference mode (`shim/inference_mode.cpp`) and gradient assignment (`shim/grad.cpp`).
 #[path = "../../build/torch_rpath.rs"]
 mod torch_rpath;
 
@@ -21,11 +21,13 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("shim/inference_mode.cpp")
+        .file("shim/grad.cpp")
         .include(&include)
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .warnings(false)
         .compile("ladder_inference_mode");
     println!("cargo:rustc-link-search=native={}", lib.display());
+    println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");
 }

@@ -9,7 +9,15 @@ fn speed_overhead_decode_only_writes_rows_and_verdicts() {
     };
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_speed_overhead"))
-        .args(["--decode-only", "--runs", "1", "--command", "test"])
+        .args([
+            "--decode-only",
+            "--kernel-runs",
+            "0",
+            "--runs",
+            "1",
+            "--command",
+            "test",
+        ])
         .arg("--out")
         .arg(out.path())
         .output()

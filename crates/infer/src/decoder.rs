@@ -25,8 +25,21 @@ pub struct Decoder<'m> {
 impl<'m> Decoder<'m> {
     /// Room for `capacity` positions of `batch` sequences; `kv_cache: false` recomputes the
     /// whole context at each step instead.
+    /// The first decoder of a model in a process also picks, by timing, the fastest
+    /// single-row kernel for each weight shape of 1 MiB or more (`model::gemv`).
     pub fn new(m: &'m Gpt, batch: usize, capacity: usize, kv_cache: bool) -> Self {
         let device = m.wte.device();
+        for t in model::gemv::tune_for_decode(m) {
+            tracing::debug!(
+                "decode kernel for {} × {} {} (×{}): {:?} (µs: {:?})",
+                t.out,
+                t.inp,
+                t.kind,
+                t.count,
+                t.kernel,
+                t.us
+            );
+        }
         Self {
             m,
             cache: kv_cache.then(|| KvCache::new(m, batch, capacity, device)),

@@ -159,13 +159,17 @@ impl CausalSelfAttention {
             );
             return y.reshape([b, self.n_head, 1, hs]); // (B, nh, 1, hs)
         }
-        let (k, v) = (repeat_kv(k, rep), repeat_kv(v, rep)); // (B, nh, S, hs)
+        // K/V stay (B, nkv, S, hs): `enable_gqa` lets each KV head serve its `rep` query heads
+        // (query head i reads KV head i / rep, as `repeat_kv` lays them out) without the
+        // repeated copy, and its backward without the sum over copies (as fast or faster on
+        // CPU in fp32 and bf16; issue #16).
+        let gqa = rep > 1;
         if s == t && window.is_none() {
             // Square: SDPA's top-left `is_causal` is exactly the causal mask.
-            Tensor::scaled_dot_product_attention::<Tensor>(q, &k, &v, None, p, true, None, false)
+            Tensor::scaled_dot_product_attention::<Tensor>(q, k, v, None, p, true, None, gqa)
         } else {
             let mask = causal_mask(t, s, pos as i64, window, q.device());
-            Tensor::scaled_dot_product_attention(q, &k, &v, Some(mask), p, false, None, false)
+            Tensor::scaled_dot_product_attention(q, k, v, Some(mask), p, false, None, gqa)
         }
     }
 }

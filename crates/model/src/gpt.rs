@@ -98,7 +98,7 @@ pub struct Gpt {
     /// Set by `quant::quantize_model`: the quantized head (a copy of `wte` when tied).
     pub head_q: Option<crate::quant::QLinear>,
     rope: Option<Rope>,
-    head_t: crate::layers::WeightT,
+    pub(crate) head_t: crate::layers::WeightT,
 }
 
 impl Gpt {
@@ -261,7 +261,8 @@ impl Gpt {
         Ok((logits, loss))
     }
 
-    /// The training objective (chunked cross-entropy, `loss.rs`) plus, for a mixture of experts,
+    /// The training objective (the cross-entropy, chunked for a large batch × vocabulary:
+    /// `loss.rs`) plus, for a mixture of experts,
     /// `router_aux_loss_coef` × the load-balancing loss, with the per-expert token counts.
     pub fn train_loss(&self, idx: &Tensor, targets: &Tensor, train: bool) -> Result<TrainLoss> {
         let mut router = Vec::new();
@@ -290,11 +291,11 @@ impl Gpt {
     }
 
     /// Mean cross-entropy of the head over hidden states `h` (B, T, C) against `targets`
-    /// (B, T): chunked (`loss.rs`, the (B·T × V) logits never held at once) for a dense head,
-    /// through the full logits for a quantized one.
+    /// (B, T): chunked (`loss.rs`, the (B·T × V) logits never held at once) for a dense head
+    /// whose f32 logits would pass `loss::CHUNK_ABOVE_BYTES`, else through the full logits.
     fn head_loss(&self, h: &Tensor, targets: &Tensor) -> Tensor {
-        let c = h.size()[2];
-        if self.head_q.is_some() {
+        let (c, rows) = (h.size()[2], targets.numel() as i64);
+        if self.head_q.is_some() || !crate::loss::should_chunk(rows, self.cfg.vocab_size as i64) {
             return logits_ce(&self.head(h), targets);
         }
         let w = self.lm_head.as_ref().unwrap_or(&self.wte);

@@ -196,8 +196,14 @@ fn copy_hf(
 }
 
 fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    // Row-major bytes whatever the in-memory layout (decode tuning may store a weight
+    // column-major: `gemv.rs`); a no-op for contiguous tensors.
+    let tensors: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.contiguous()))
+        .collect();
     write_atomic(path, |tmp| {
-        Tensor::write_safetensors(tensors, tmp).map_err(|e| anyhow::anyhow!("{e}"))
+        Tensor::write_safetensors(&tensors, tmp).map_err(|e| anyhow::anyhow!("{e}"))
     })
 }
 

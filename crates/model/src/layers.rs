@@ -17,7 +17,7 @@ pub struct Linear {
     compute: Kind,
     /// Set by `quant::quantize_model`: the matmul runs on the quantized weight instead.
     pub quant: Option<crate::quant::QLinear>,
-    wt: WeightT,
+    pub(crate) wt: WeightT,
 }
 
 impl Linear {
@@ -59,15 +59,25 @@ pub(crate) fn as_kind(t: &Tensor, kind: Kind) -> Tensor {
 }
 
 /// `Wᵀ` as a view made once, for inference: `x · Wᵀ` through `mm` costs half of
-/// `linear` on a decode step's few rows (no `t()` call, no 3-d folding per use), and a
-/// single row goes through `mv` (gemv), which reads bf16 weights 1.3–1.4× faster than
-/// `linear` at batch 1 (`cargo run --release -p infer --example gemv_bf16`).
+/// `linear` on a decode step's few rows (no `t()` call, no 3-d folding per use). A single
+/// row goes through `mv` (gemv) or `mm`, whichever `gemv::tune_for_decode` measured faster
+/// on this machine for the weight's shape (neither wins everywhere: on an AMX Xeon `mv` read
+/// bf16 weights 1.3–1.4× faster, on a Zen 4 EPYC 1.5× slower); `mv` until tuned.
 /// Used only under `runtime::InferenceMode`, where no graph is recorded; it follows the
-/// weight's storage, so a `set_data` (a dtype change) makes a fresh view.
+/// weight's storage, so a `set_data` (a dtype or layout change) makes a fresh view.
 #[derive(Debug, Default)]
-pub(crate) struct WeightT(std::sync::Mutex<Option<(usize, Tensor)>>);
+pub(crate) struct WeightT {
+    view: std::sync::Mutex<Option<(usize, Tensor)>>,
+    /// A single row through `mm` instead of `mv`.
+    row_mm: std::sync::atomic::AtomicBool,
+}
 
 impl WeightT {
+    /// Send a single row through `mm` (true) or `mv` (false).
+    pub(crate) fn set_row_mm(&self, mm: bool) {
+        self.row_mm.store(mm, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// `x (…, in) · wᵀ` -> (…, out), for `w` (out, in) already in `x`'s dtype.
     pub(crate) fn matmul(&self, x: &Tensor, w: &Tensor) -> Tensor {
         let mut shape = x.size();
@@ -75,11 +85,11 @@ impl WeightT {
         let rows: i64 = shape[..last].iter().product();
         let (out, inp) = (w.size()[0], shape[last]);
         shape[last] = out;
-        if rows == 1 {
+        if rows == 1 && !self.row_mm.load(std::sync::atomic::Ordering::Relaxed) {
             return w.mv(&x.reshape([inp])).view(shape.as_slice()); // (…, out)
         }
         let ptr = w.data_ptr() as usize;
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.view.lock().unwrap_or_else(|e| e.into_inner());
         let wt = match slot.as_ref() {
             Some((p, t)) if *p == ptr => t.shallow_clone(),
             _ => {

@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod attention;
 pub mod cache;
 pub mod config;
+pub mod gemv;
 pub mod gpt;
 pub mod hf;
 mod hf_config;

@@ -16,6 +16,17 @@ use tch::{Kind, Tensor};
 /// Elements of one block's f32 logits: 2²⁴ (64 MiB), e.g. 333 rows of GPT-2's 50,304.
 pub const BLOCK_ELEMENTS: i64 = 1 << 24;
 
+/// [`Gpt::train_loss`](crate::Gpt) chunks the loss only when the f32 logits of the whole
+/// batch would exceed this (1 GiB: e.g. GPT-2's vocabulary at 5,337 tokens or more). Below
+/// it the plain loss is as fast or faster (`results/speed/overhead`): chunking saves memory,
+/// not time.
+pub const CHUNK_ABOVE_BYTES: i64 = 1 << 30;
+
+/// Whether a loss over `rows` positions of a `vocab`-wide head should be chunked.
+pub fn should_chunk(rows: i64, vocab: i64) -> bool {
+    rows.saturating_mul(vocab).saturating_mul(4) > CHUNK_ABOVE_BYTES
+}
+
 /// Mean cross-entropy of `h (N, C) · wᵀ` (`w` (V, C), the head's stored weight, cast to
 /// `compute` for the matmuls) against `targets` (N,), as a scalar f32 tensor whose backward
 /// sends the exact gradients into `h` and `w`. Rows per block: `BLOCK_ELEMENTS / V`.

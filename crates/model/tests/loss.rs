@@ -116,3 +116,14 @@ fn train_loss_equals_loss_with_the_same_gradients_tied_and_untied() {
         }
     }
 }
+
+#[test]
+fn the_loss_is_chunked_only_when_the_logits_are_large() {
+    use model::loss::{should_chunk, CHUNK_ABOVE_BYTES};
+    // The speed preset's batch (8 × 256 tokens, GPT-2's vocabulary: 412 MB of f32 logits)
+    // runs the plain loss; nanoGPT's GPT-2 batch (12 × 1,024: 2.5 GB) the chunked one.
+    assert!(!should_chunk(8 * 256, 50304));
+    assert!(should_chunk(12 * 1024, 50304));
+    let rows = CHUNK_ABOVE_BYTES / (4 * 1000);
+    assert!(!should_chunk(rows, 1000) && should_chunk(rows + 1, 1000));
+}

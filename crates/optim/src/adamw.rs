@@ -14,36 +14,26 @@
 //! undefined is skipped and its count does not advance.
 //!
 //! tch exposes neither `_foreach_*` nor the fused AdamW kernel, and its `addcmul_` /
-//! `addcdiv_` take no `value`. So each tensor gets its own chain of in-place ops, and the
-//! two `value` products are formed first (`value · t1`, rounded to the parameter's dtype,
-//! which is also what ATen's pointwise kernels compute before the multiply/divide) into
-//! scratch buffers allocated once and shared by every parameter, so a step allocates no
-//! tensor memory.
-use tch::{nn, Device, Kind, Tensor};
+//! `addcdiv_` take no `value`. So the two `value` products are formed first (`value · t1`,
+//! rounded to the parameter's dtype, which is also what ATen's pointwise kernels compute
+//! before the multiply/divide) into scratch buffers; a step allocates no tensor memory.
+//!
+//! Two layouts run that chain: [`Layout::Flat`] (the default, `flat.rs`) packs the
+//! parameters, gradients and moments of one device and dtype into contiguous buffers and
+//! runs it over large blocks; [`Layout::PerTensor`] runs it on each parameter in turn (the
+//! fallback for a step where some gradient is missing or the step counts differ).
+use crate::flat::{Flat, Scalars};
+pub use crate::groups::{groups_by_dim, AdamWConfig, ParamGroup};
+use tch::{Device, Kind, Tensor};
 
-/// Adam's hyper-parameters (PyTorch's defaults).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct AdamWConfig {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-}
-
-impl Default for AdamWConfig {
-    fn default() -> Self {
-        Self {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        }
-    }
-}
-
-/// Named parameters sharing one weight decay.
-#[derive(Debug)]
-pub struct ParamGroup {
-    pub params: Vec<(String, Tensor)>,
-    pub weight_decay: f64,
+/// How the optimizer lays out its state (the arithmetic is the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// Contiguous buffers per device and dtype; parameters and gradients are views into them.
+    #[default]
+    Flat,
+    /// One chain of ops per parameter; parameters keep their own storage.
+    PerTensor,
 }
 
 /// One parameter and its Adam state.
@@ -57,54 +47,44 @@ pub(crate) struct Slot {
     weight_decay: f64,
     /// Index into `AdamW::scratch` (the buffers for this parameter's device and dtype).
     scratch: usize,
+    /// With [`Layout::Flat`]: (index into `AdamW::flat`, member index there).
+    flat: Option<(usize, usize)>,
 }
 
-/// Two flat temporaries, as large as the largest parameter of one device and dtype.
+/// Two flat temporaries, as large as the largest parameter of one device and dtype
+/// (allocated at the first per-tensor update).
 struct Scratch {
     device: Device,
     kind: Kind,
-    a: Tensor,
-    b: Tensor,
+    numel: i64,
+    ab: Option<(Tensor, Tensor)>,
 }
 
 /// AdamW over fp32 master weights, with per-group weight decay.
 pub struct AdamW {
     pub(crate) slots: Vec<Slot>,
     scratch: Vec<Scratch>,
+    flat: Vec<Flat>,
     cfg: AdamWConfig,
     /// Calls to [`AdamW::step`].
     pub(crate) steps: u64,
-}
-
-/// nanoGPT's grouping (`configure_optimizers`): every trainable tensor with dim ≥ 2
-/// (matmul weights, embeddings) decays; the rest (biases, norm gains) do not. Group 0
-/// decays with `weight_decay`, group 1 has 0.0; each is sorted by name.
-pub fn groups_by_dim(vs: &nn::VarStore, weight_decay: f64) -> Vec<ParamGroup> {
-    let mut vars: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let (decay, no_decay): (Vec<_>, Vec<_>) = vars.into_iter().partition(|(_, t)| t.dim() >= 2);
-    vec![
-        ParamGroup {
-            params: decay,
-            weight_decay,
-        },
-        ParamGroup {
-            params: no_decay,
-            weight_decay: 0.0,
-        },
-    ]
+    /// Parameters the last step updated through the flat buffers.
+    flat_updated: usize,
 }
 
 impl AdamW {
-    /// Zero moments for every parameter. Parameter names must be unique across groups (they
-    /// key the checkpoint); a duplicate is a programming error and panics.
+    /// Zero moments for every parameter, in the [`Layout::Flat`] layout: each parameter's
+    /// data moves into a flat buffer (its handles, e.g. the model's, follow). Parameter
+    /// names must be unique across groups (they key the checkpoint); a duplicate is a
+    /// programming error and panics.
     pub fn new(groups: Vec<ParamGroup>, cfg: AdamWConfig) -> Self {
+        Self::with_layout(groups, cfg, Layout::Flat)
+    }
+
+    /// As [`AdamW::new`] with the state laid out as `layout` says.
+    pub fn with_layout(groups: Vec<ParamGroup>, cfg: AdamWConfig, layout: Layout) -> Self {
         let mut slots: Vec<Slot> = Vec::new();
-        let mut scratch: Vec<(Device, Kind, i64)> = Vec::new();
+        let mut scratch: Vec<Scratch> = Vec::new();
         for g in groups {
             for (name, param) in g.params {
                 assert!(
@@ -114,43 +94,69 @@ impl AdamW {
                 let (device, kind, numel) = (param.device(), param.kind(), param.numel() as i64);
                 let idx = match scratch
                     .iter()
-                    .position(|&(d, k, _)| d == device && k == kind)
+                    .position(|s| s.device == device && s.kind == kind)
                 {
                     Some(i) => {
-                        scratch[i].2 = scratch[i].2.max(numel);
+                        scratch[i].numel = scratch[i].numel.max(numel);
                         i
                     }
                     None => {
-                        scratch.push((device, kind, numel));
+                        scratch.push(Scratch {
+                            device,
+                            kind,
+                            numel,
+                            ab: None,
+                        });
                         scratch.len() - 1
                     }
                 };
+                let (exp_avg, exp_avg_sq) = match layout {
+                    Layout::PerTensor => (param.zeros_like(), param.zeros_like()),
+                    Layout::Flat => (Tensor::new(), Tensor::new()), // set below
+                };
                 slots.push(Slot {
                     name,
-                    exp_avg: param.zeros_like(),
-                    exp_avg_sq: param.zeros_like(),
+                    exp_avg,
+                    exp_avg_sq,
                     param,
                     step: 0,
                     weight_decay: g.weight_decay,
                     scratch: idx,
+                    flat: None,
                 });
             }
         }
-        let scratch = scratch
-            .into_iter()
-            .map(|(device, kind, n)| Scratch {
-                device,
-                kind,
-                a: Tensor::empty([n], (kind, device)),
-                b: Tensor::empty([n], (kind, device)),
-            })
-            .collect();
-        Self {
+        let mut flat = Vec::new();
+        if layout == Layout::Flat {
+            for set in 0..scratch.len() {
+                let members: Vec<(usize, &Tensor, f64)> = (slots.iter().enumerate())
+                    .filter(|(_, s)| s.scratch == set)
+                    .map(|(i, s)| (i, &s.param, s.weight_decay))
+                    .collect();
+                let f = Flat::pack(&members);
+                let idx: Vec<usize> = members.iter().map(|m| m.0).collect();
+                for (m, i) in idx.into_iter().enumerate() {
+                    let s = &mut slots[i];
+                    let shape = s.param.size();
+                    s.exp_avg = f.view(&f.exp_avg, m, &shape);
+                    s.exp_avg_sq = f.view(&f.exp_avg_sq, m, &shape);
+                    s.flat = Some((flat.len(), m));
+                }
+                flat.push(f);
+            }
+        }
+        let mut opt = Self {
             slots,
             scratch,
+            flat,
             cfg,
             steps: 0,
+            flat_updated: 0,
+        };
+        for f in 0..opt.flat.len() {
+            opt.adopt_grads(f);
         }
+        opt
     }
 
     /// Calls to [`AdamW::step`] so far (restored by [`AdamW::load_state_tensors`]).
@@ -158,50 +164,130 @@ impl AdamW {
         self.steps
     }
 
+    /// How many parameters the last [`AdamW::step`] updated through the flat buffers (all of
+    /// them, normally; those with a missing gradient or a different step count go one by one).
+    pub fn flat_updated(&self) -> usize {
+        self.flat_updated
+    }
+
+    /// Move the defined gradients of flat set `f` that are not yet views into its gradient
+    /// buffer there, and make the views their `.grad`.
+    fn adopt_grads(&mut self, f: usize) {
+        let flat = &self.flat[f];
+        for (m, &(i, _, _)) in flat.members.iter().enumerate() {
+            let p = &self.slots[i].param;
+            let g = p.grad();
+            if !g.defined() || flat.grad_is_view(m, &g) {
+                continue;
+            }
+            let view = &flat.grad_views[m];
+            tch::no_grad(|| view.shallow_clone().copy_(&g));
+            if let Err(e) = runtime::autograd::set_grad(p, view) {
+                // Still correct (the copy above runs at every step), only slower.
+                tracing::warn!("AdamW: {e:#}");
+            }
+        }
+    }
+
     /// One update with learning rate `lr`; parameters whose gradient is undefined are skipped.
     pub fn step(&mut self, lr: f64) {
         self.steps += 1;
-        let AdamWConfig { beta1, beta2, eps } = self.cfg;
-        tch::no_grad(|| {
-            for s in &mut self.slots {
-                let grad = s.param.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                s.step += 1;
-                // Scalars exactly as Python computes them (`beta ** step`, `x ** 0.5`).
-                let t = s.step as f64;
-                let bias_correction1 = 1.0 - beta1.powf(t);
-                let bias_correction2 = 1.0 - beta2.powf(t);
-                let step_size = lr / bias_correction1;
-                let bias_correction2_sqrt = bias_correction2.powf(0.5);
-
-                let sc = &self.scratch[s.scratch];
-                debug_assert!(sc.device == s.param.device() && sc.kind == s.param.kind());
-                let size = s.param.size();
-                let n = s.param.numel() as i64;
-                let mut a = sc.a.narrow(0, 0, n).view(size.as_slice()); // param's shape
-                let b = sc.b.narrow(0, 0, n).view(size.as_slice());
-
-                if s.weight_decay != 0.0 {
-                    let _ = s.param.g_mul_scalar_(1.0 - lr * s.weight_decay);
-                }
-                let _ = s.exp_avg.lerp_(&grad, 1.0 - beta1);
-                let _ = grad.mul_scalar_out(&a, 1.0 - beta2); // value · g
-                let _ = s.exp_avg_sq.g_mul_scalar_(beta2).addcmul_(&grad, &a);
-                let _ = s.exp_avg_sq.sqrt_out(&a); // denom
-                let _ = a.g_div_scalar_(bias_correction2_sqrt).g_add_scalar_(eps);
-                let _ = s.exp_avg.mul_scalar_out(&b, -step_size); // value · m
-                let _ = s.param.addcdiv_(&b, &a);
+        self.flat_updated = 0;
+        let mut done = vec![false; self.slots.len()];
+        for f in 0..self.flat.len() {
+            self.adopt_grads(f);
+            let flat = &self.flat[f];
+            let first = self.slots[flat.members[0].0].step;
+            let ready = flat.members.iter().enumerate().all(|(m, &(i, _, _))| {
+                let s = &self.slots[i];
+                s.step == first && flat.grad_is_view(m, &s.param.grad())
+            });
+            if !ready {
+                continue; // per tensor below, with each parameter's own step count
             }
+            let sc = self.scalars(lr, first + 1);
+            tch::no_grad(|| self.flat[f].step(&sc));
+            for &(i, _, _) in &self.flat[f].members {
+                self.slots[i].step += 1;
+                done[i] = true;
+            }
+            self.flat_updated += self.flat[f].members.len();
+        }
+        for (i, done) in done.into_iter().enumerate() {
+            if !done {
+                self.step_one(i, lr);
+            }
+        }
+    }
+
+    /// The scalars of update number `step`, exactly as Python computes them
+    /// (`beta ** step`, `x ** 0.5`).
+    fn scalars(&self, lr: f64, step: u64) -> Scalars {
+        let AdamWConfig { beta1, beta2, eps } = self.cfg;
+        let t = step as f64;
+        let bias_correction1 = 1.0 - beta1.powf(t);
+        let bias_correction2 = 1.0 - beta2.powf(t);
+        Scalars {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            step_size: lr / bias_correction1,
+            bias_correction2_sqrt: bias_correction2.powf(0.5),
+        }
+    }
+
+    /// The per-tensor update of slot `i` (skipped when its gradient is undefined).
+    fn step_one(&mut self, i: usize, lr: f64) {
+        let grad = self.slots[i].param.grad();
+        if !grad.defined() {
+            return;
+        }
+        let s = self.scalars(lr, self.slots[i].step + 1);
+        let sc = &mut self.scratch[self.slots[i].scratch];
+        let (a, b) = sc.ab.get_or_insert_with(|| {
+            let opts = (sc.kind, sc.device);
+            (
+                Tensor::empty([sc.numel], opts),
+                Tensor::empty([sc.numel], opts),
+            )
+        });
+        let slot = &mut self.slots[i];
+        slot.step += 1;
+        tch::no_grad(|| {
+            let size = slot.param.size();
+            let n = slot.param.numel() as i64;
+            let mut a = a.narrow(0, 0, n).view(size.as_slice()); // param's shape
+            let b = b.narrow(0, 0, n).view(size.as_slice());
+            if slot.weight_decay != 0.0 {
+                let _ = slot.param.g_mul_scalar_(1.0 - lr * slot.weight_decay);
+            }
+            let _ = slot.exp_avg.lerp_(&grad, 1.0 - s.beta1);
+            let _ = grad.mul_scalar_out(&a, 1.0 - s.beta2); // value · g
+            let _ = slot.exp_avg_sq.g_mul_scalar_(s.beta2).addcmul_(&grad, &a);
+            let _ = slot.exp_avg_sq.sqrt_out(&a); // denom
+            let _ = a
+                .g_div_scalar_(s.bias_correction2_sqrt)
+                .g_add_scalar_(s.eps);
+            let _ = slot.exp_avg.mul_scalar_out(&b, -s.step_size); // value · m
+            let _ = slot.param.addcdiv_(&b, &a);
         });
     }
 
     /// Zero every defined gradient in place (PyTorch's `zero_grad(set_to_none=False)`; tch
-    /// cannot unset a gradient).
+    /// cannot unset a gradient): one op per flat gradient buffer, then the rest one by one.
     pub fn zero_grad(&mut self) {
+        for f in &self.flat {
+            let _ = f.grad.shallow_clone().zero_();
+        }
         for s in &mut self.slots {
-            s.param.zero_grad();
+            let g = s.param.grad();
+            let is_view = s
+                .flat
+                .is_some_and(|(f, m)| self.flat[f].grad_is_view(m, &g));
+            if g.defined() && !is_view {
+                s.param.zero_grad();
+            }
         }
     }
 }

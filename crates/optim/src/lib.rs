@@ -4,8 +4,9 @@
 //!   Decay Regularization", ICLR 2019), following PyTorch's `torch.optim.AdamW`
 //!   (single-tensor path) op for op, with parameter groups, per-parameter step counts and
 //!   bit-exact checkpointing ([`AdamW::state_tensors`], [`AdamW::load_state_tensors`]).
-//!   tch has no `_foreach` ops nor the fused AdamW kernel, so the update is a loop of
-//!   in-place ops per tensor (about ten small kernels each; no allocation per step).
+//!   tch has no `_foreach` ops nor the fused AdamW kernel; instead the parameters,
+//!   gradients and moments live in flat buffers (parameters and gradients are views into
+//!   them) and the update runs over large blocks (`flat.rs`).
 //! - [`CosineSchedule`]: linear warmup then cosine decay to `min_lr`, exactly nanoGPT's
 //!   `get_lr` (Karpathy, `train.py`).
 //! - [`clip_grad_norm`]: global L2 gradient-norm clipping, PyTorch's
@@ -32,9 +33,12 @@
 
 mod adamw;
 mod clip;
+mod flat;
+mod groups;
 mod schedule;
 mod state;
 
-pub use adamw::{groups_by_dim, AdamW, AdamWConfig, ParamGroup};
+pub use adamw::{groups_by_dim, AdamW, AdamWConfig, Layout, ParamGroup};
 pub use clip::clip_grad_norm;
+pub use flat::BLOCK as FLAT_BLOCK;
 pub use schedule::CosineSchedule;

@@ -263,21 +263,25 @@ pub fn measure_matmul(kind: Kind, device: Device, max_n: i64, budget: Duration) 
     (best, n)
 }
 
-/// Read bandwidth: the best of up to 5 sums over a `bytes`-sized fp32 buffer within `budget`.
+/// Read bandwidth: the median of up to 5 sums over a `bytes`-sized fp32 buffer within
+/// `budget`. The median, not the best: on a shared VM one sum in five can run at twice the
+/// rate of the others (seen: 62.6 GB/s once, 27–33 GB/s in every later measurement on the
+/// same EPYC), and the bandwidth sets every decode roofline.
 pub fn measure_bandwidth(device: Device, bytes: u64, budget: Duration) -> f64 {
     let start = Instant::now();
     let x = Tensor::ones([(bytes / 4) as i64], (Kind::Float, device));
     let _ = x.sum(Kind::Float).double_value(&[]); // warm-up: pages touched
-    let mut best = 0f64;
+    let mut rates = Vec::with_capacity(5);
     for i in 0..5 {
         if i > 0 && start.elapsed() > budget {
             break;
         }
         let t = Instant::now();
         let _ = x.sum(Kind::Float).double_value(&[]);
-        best = best.max(bytes as f64 / t.elapsed().as_secs_f64());
+        rates.push(bytes as f64 / t.elapsed().as_secs_f64());
     }
-    best
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
 }
 
 /// Measure this machine (a few seconds; bounded where bf16 is emulated).

@@ -4,6 +4,7 @@
 //! synchronisation, peak memory, logging set-up, the seeded RNG, the facts recorded beside
 //! every number (git revision, time) and the concrete compute dtype. It depends on no other
 //! crate of ours: `model`, `data`, `optim`, `infer` and `experiments` all sit above it.
+pub mod autograd;
 pub mod device;
 pub mod dtype;
 pub mod exit;

@@ -1,27 +1,31 @@
 //! `speed_overhead` (issue #16): stories260K greedy decode at one and two threads (the
 //! per-token overhead of a tiny model, against llama2.c's speed), and one training step of
-//! `gpt2_speed_cpu` with the plain vs the chunked cross-entropy, in fp32 and (where this CPU
-//! runs it natively) bf16; writes `results/speed/overhead/{README.md,decode.csv,train_head.csv}`.
+//! `gpt2_speed_cpu` with the plain vs the chunked cross-entropy and the per-tensor vs the
+//! flat AdamW, in fp32 and (where this CPU runs it natively) bf16; writes
+//! `results/speed/overhead/{README.md,decode.csv,train_step.csv}`.
 use anyhow::Result;
 use clap::Parser;
-use experiments::speed::overhead;
+use experiments::speed::{kernels, overhead};
 use runtime::DType;
 use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
-    about = "Measure a tiny model's decode overhead and the chunked cross-entropy's effect on a training step; write results/speed/overhead."
+    about = "Measure a tiny model's decode overhead, and a training step with the plain or chunked cross-entropy and the per-tensor or flat AdamW; write results/speed/overhead."
 )]
 struct Args {
     /// Timed stories260K runs per thread count (500 tokens each; the median is reported).
     #[arg(long, default_value_t = 7)]
     runs: usize,
-    /// Timed training steps per loss variant and dtype (the median is reported).
+    /// Timed training steps per variant and dtype (the median is reported).
     #[arg(long, default_value_t = 4)]
     repeats: usize,
-    /// Skip the training-step comparison (decode only: seconds instead of minutes).
+    /// Skip the training-step comparison (with --kernel-runs 0 too: seconds, not minutes).
     #[arg(long)]
     decode_only: bool,
+    /// Timed GPT-2 124M generations per decode-kernel variant and dtype (0 skips them).
+    #[arg(long, default_value_t = 3)]
+    kernel_runs: usize,
     /// The results folder.
     #[arg(long, default_value = "results/speed/overhead")]
     out: PathBuf,
@@ -44,20 +48,30 @@ fn run() -> Result<()> {
     let decode = overhead::tiny_decode(&dir, &[1, 2], args.runs)?;
     drop(_g);
     let mut head = Vec::new();
+    let mut kernel_rows = Vec::new();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as i32;
+    tch::set_num_threads(cores);
+    let machine = runtime::hardware::machine(tch::Device::Cpu)?;
+    let mut dtypes = vec![DType::Fp32];
+    if machine.native_bf16() {
+        dtypes.push(DType::Bf16);
+    }
+    if args.kernel_runs > 0 {
+        for &d in &dtypes {
+            kernel_rows.extend(kernels::decode_kernels(d, args.kernel_runs)?);
+        }
+    }
     if !args.decode_only {
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as i32;
-        tch::set_num_threads(cores);
-        head.extend(overhead::head_loss(DType::Fp32, args.repeats)?);
-        let machine = runtime::hardware::machine(tch::Device::Cpu)?;
-        if machine.native_bf16() {
-            head.extend(overhead::head_loss(DType::Bf16, args.repeats)?);
+        for &d in &dtypes {
+            head.extend(overhead::train_step(d, args.repeats)?);
         }
     }
     let command = args.command.unwrap_or_else(|| {
         let argv: Vec<String> = std::env::args().collect();
         argv.join(" ").replace("target/release/", "")
     });
-    overhead::write(&args.out, &command, &decode, &head)?;
+    let bw = machine.measured.bandwidth_bytes_per_s / 1e9;
+    overhead::write(&args.out, &command, &decode, &head, &kernel_rows, bw)?;
     println!("{}", args.out.join("README.md").display());
     Ok(())
 }

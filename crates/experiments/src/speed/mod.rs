@@ -6,8 +6,10 @@
 //! appends one CSV row per phase to `results/speed/rungs/<rung>.csv`.
 pub mod budget;
 pub mod explain;
+pub mod kernels;
 mod measure;
 pub mod overhead;
+pub mod peers;
 pub mod report;
 pub mod sweep;
 

@@ -1,0 +1,57 @@
+//! `speed_peers` (issue #16): the table of Ladder beside its peers from the rows that
+//! `just speed-peers` leaves in results/speed/peers/ (see `experiments::speed::peers`).
+use anyhow::Result;
+use clap::Parser;
+use experiments::speed::peers;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    about = "Write results/speed/peers.md: Ladder vs the PyTorch reference (training) and HF transformers generate (GPT-2 124M decode), from the rows `just speed-peers` measured.",
+    long_about = "Write results/speed/peers.md and peers.csv from the rows `just speed-peers` leaves in --dir: train_preset/{rungs/*.csv,pytorch.csv} (speed rungs vs bench/speed.py), char/{ladder,pytorch}_<dtype>.csv (the two trainers' metrics.csv on shakespeare_char_cpu) and decode/{real_size,transformers}.csv (the sweep's GPT-2 124M point vs bench/hf_generate.py). Each row carries issue #16's target and whether it was met."
+)]
+struct Args {
+    /// The folder with the measured rows.
+    #[arg(long, default_value = "results/speed/peers")]
+    dir: PathBuf,
+    /// Where the table goes (peers.csv beside it).
+    #[arg(long, default_value = "results/speed/peers.md")]
+    out: PathBuf,
+    /// The command recorded in the table.
+    #[arg(long, default_value = "just speed-peers")]
+    command: String,
+    /// Print `bf16` when this CPU runs bf16 natively (else `fp32`) and exit: the recipe's
+    /// list of precisions to measure.
+    #[arg(long)]
+    dtypes: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    runtime::exit::report(run())
+}
+
+fn run() -> Result<()> {
+    runtime::logging::init();
+    let args = Args::parse();
+    let machine = runtime::hardware::machine(tch::Device::Cpu)?;
+    if args.dtypes {
+        println!("fp32{}", if machine.native_bf16() { " bf16" } else { "" });
+        return Ok(());
+    }
+    let mut rows = peers::preset_rows(&args.dir)?;
+    rows.extend(peers::char_rows(&args.dir)?);
+    rows.extend(peers::decode_rows(&args.dir)?);
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "{}: no measured rows (run `just speed-peers`)",
+        args.dir.display()
+    );
+    let name = format!(
+        "{}; {}",
+        experiments::sys::cpu_name(),
+        machine.describe_rates()
+    );
+    peers::write(&rows, &args.out, &args.command, &name)?;
+    println!("{}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! `results/speed/peers.md` (issue #16): Ladder beside the Python it replaces, measured on one
+//! machine in one run by `just speed-peers` — training on the speed preset and on
+//! `shakespeare_char_cpu` against our PyTorch eager reference (`bench/`, written in nanoGPT's
+//! manner), and GPT-2 124M decode against Hugging Face transformers' `generate`, beside the
+//! memory-bandwidth roofline. This module reads the rows the recipe's runs left in the peers
+//! folder and writes the table with each of the issue's targets and its verdict.
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Training: Ladder ≥ this × the PyTorch reference (and nanoGPT).
+pub const TRAIN_TARGET: f64 = 1.3;
+/// Decode: Ladder ≥ this fraction of the bandwidth roofline at batch 1.
+pub const ROOFLINE_TARGET: f64 = 0.75;
+
+/// One comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerRow {
+    pub workload: String,
+    pub dtype: String,
+    pub metric: String,
+    pub ladder: f64,
+    pub peer: String,
+    pub peer_value: f64,
+    /// Ladder ÷ peer (tokens/sec).
+    pub ratio: f64,
+    /// What the issue asks, in words.
+    pub target: String,
+    pub met: bool,
+}
+
+type Table = Vec<HashMap<String, String>>;
+
+fn read_csv(p: &Path) -> Result<Table> {
+    let mut rd = csv::Reader::from_path(p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(rd.deserialize().collect::<Result<_, _>>()?)
+}
+
+fn num(row: &HashMap<String, String>, key: &str, file: &Path) -> Result<f64> {
+    let v = row
+        .get(key)
+        .with_context(|| format!("{}: no column '{key}'", file.display()))?;
+    v.parse()
+        .with_context(|| format!("{}: '{key}' = '{v}' is not a number", file.display()))
+}
+
+/// Median of `ms_per_step` over the rows of a run's `metrics.csv` from step 10 on (both
+/// trainers log the mean of the steps since the previous row, eval time excluded).
+pub fn median_ms_per_step(metrics: &Path) -> Result<f64> {
+    let rows = read_csv(metrics)?;
+    let mut v = Vec::new();
+    for r in &rows {
+        if num(r, "step", metrics)? >= 10.0 {
+            v.push(num(r, "ms_per_step", metrics)?);
+        }
+    }
+    anyhow::ensure!(
+        !v.is_empty(),
+        "{}: no rows from step 10 on",
+        metrics.display()
+    );
+    v.sort_by(f64::total_cmp);
+    Ok(v[v.len() / 2])
+}
+
+fn train_row(workload: &str, dtype: &str, metric: &str, ours: f64, theirs: f64) -> PeerRow {
+    let ratio = ours / theirs;
+    PeerRow {
+        workload: workload.into(),
+        dtype: dtype.into(),
+        metric: metric.into(),
+        ladder: ours,
+        peer: "PyTorch eager (bench/)".into(),
+        peer_value: theirs,
+        ratio,
+        target: format!("≥ {TRAIN_TARGET}× the peer"),
+        met: ratio >= TRAIN_TARGET,
+    }
+}
+
+/// The speed preset: `train_preset/rungs/*.csv` (Ladder's speed rungs, train phase) against
+/// `train_preset/pytorch.csv` (`bench/speed.py`), matched on dtype and attention kernel.
+pub fn preset_rows(dir: &Path) -> Result<Vec<PeerRow>> {
+    let pt_path = dir.join("train_preset/pytorch.csv");
+    let pt = read_csv(&pt_path)?;
+    let mut out = Vec::new();
+    for rung in ["1_original", "2_bf16", "3_flash"] {
+        let p = dir.join(format!("train_preset/rungs/{rung}.csv"));
+        if !p.exists() {
+            continue;
+        }
+        for r in read_csv(&p)?.iter().filter(|r| r["phase"] == "train") {
+            let Some(py) = pt
+                .iter()
+                .find(|x| x["dtype"] == r["dtype"] && x["attention"] == r["attention"])
+            else {
+                continue;
+            };
+            out.push(train_row(
+                &format!("train, speed preset, {} attention", r["attention"]),
+                &r["dtype"],
+                "tokens/s",
+                num(r, "tokens_per_sec", &p)?,
+                num(py, "tokens_per_sec", &pt_path)?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `shakespeare_char_cpu`: `char/{ladder,pytorch}_<dtype>.csv` (the two trainers'
+/// `metrics.csv`), compared as tokens/s (the inverse of the median ms/step).
+pub fn char_rows(dir: &Path) -> Result<Vec<PeerRow>> {
+    let mut out = Vec::new();
+    for dtype in ["fp32", "bf16"] {
+        let (ours, theirs) = (
+            dir.join(format!("char/ladder_{dtype}.csv")),
+            dir.join(format!("char/pytorch_{dtype}.csv")),
+        );
+        if !ours.exists() || !theirs.exists() {
+            continue;
+        }
+        let (a, b) = (median_ms_per_step(&ours)?, median_ms_per_step(&theirs)?);
+        let mut row = train_row("train, shakespeare_char_cpu", dtype, "ms/step", a, b);
+        row.ratio = b / a; // time: the peer's over ours is the speed ratio
+        row.met = row.ratio >= TRAIN_TARGET;
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// GPT-2 124M decode: `decode/real_size.csv` (Ladder's sweep point, with its roofline)
+/// against `decode/transformers.csv` (`bench/hf_generate.py`).
+pub fn decode_rows(dir: &Path) -> Result<Vec<PeerRow>> {
+    let (lp, hp) = (
+        dir.join("decode/real_size.csv"),
+        dir.join("decode/transformers.csv"),
+    );
+    let ours = read_csv(&lp)?;
+    let hf = if hp.exists() {
+        read_csv(&hp)?
+    } else {
+        Vec::new()
+    };
+    let mut out = Vec::new();
+    for r in ours
+        .iter()
+        .filter(|r| r["status"] == "ok" && r["batch"] == "1")
+    {
+        let rate = num(r, "tokens_per_sec", &lp)?;
+        let roof = num(r, "roofline_tokens_per_sec", &lp)?;
+        let frac = rate / roof;
+        out.push(PeerRow {
+            workload: "decode, GPT-2 124M, batch 1, prompt 64 + 128".into(),
+            dtype: r["dtype"].clone(),
+            metric: "tokens/s".into(),
+            ladder: rate,
+            peer: "bandwidth roofline".into(),
+            peer_value: roof,
+            ratio: frac,
+            target: format!("≥ {:.0} % of the roofline", ROOFLINE_TARGET * 100.0),
+            met: frac >= ROOFLINE_TARGET,
+        });
+        if let Some(h) = hf.iter().find(|h| h["dtype"] == r["dtype"]) {
+            let theirs = num(h, "tokens_per_sec", &hp)?;
+            out.push(PeerRow {
+                workload: "decode, GPT-2 124M, batch 1, prompt 64 + 128".into(),
+                dtype: r["dtype"].clone(),
+                metric: "tokens/s".into(),
+                ladder: rate,
+                peer: format!("transformers {} generate", h["transformers_version"]),
+                peer_value: theirs,
+                ratio: rate / theirs,
+                target: "faster than the peer".into(),
+                met: rate > theirs,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `peers.csv` and `peers.md` (the table and its notes) under `out_md`'s folder.
+pub fn write(rows: &[PeerRow], out_md: &Path, command: &str, machine: &str) -> Result<()> {
+    let dir = out_md.parent().unwrap_or(Path::new("."));
+    crate::csvio::write_rows(&dir.join("peers.csv"), rows)?;
+    let md = markdown(rows, command, machine);
+    runtime::fsio::write_atomic(out_md, |tmp| Ok(std::fs::write(tmp, md)?))
+}
+
+fn markdown(rows: &[PeerRow], command: &str, machine: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Ladder beside its peers (generated by `speed_peers`)\n"
+    );
+    let _ = writeln!(
+        s,
+        "Command: `{command}` · git {} · {} · machine: {machine}\n",
+        runtime::facts::git_rev(),
+        runtime::facts::timestamp_utc()
+    );
+    let _ = writeln!(s, "All on this machine in one run, one after another, same shapes, precision and threads. Training is forward + backward + AdamW; decode is the rate of the steps after the prompt (prefill excluded on both sides).\n");
+    let _ = writeln!(
+        s,
+        "| workload | dtype | Ladder | peer | peer's | Ladder ÷ peer | target | met |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---|---:|---:|---|---|");
+    for r in rows {
+        let unit = if r.metric == "ms/step" {
+            " ms/step"
+        } else {
+            " tok/s"
+        };
+        let ratio = if r.peer == "bandwidth roofline" {
+            format!("{:.0} %", 100.0 * r.ratio)
+        } else {
+            format!("{:.2}×", r.ratio)
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1}{unit} | {} | {:.1}{unit} | {ratio} | {} | {} |",
+            r.workload,
+            r.dtype,
+            r.ladder,
+            r.peer,
+            r.peer_value,
+            r.target,
+            if r.met { "yes" } else { "**no**" }
+        );
+    }
+    let _ = writeln!(s, "\nPeers not in this table: nanoGPT (eager and `torch.compile`d) and llama2.c are not reachable from these machines (only package registries are), so `bench/` — our own PyTorch implementation of the same model and loop, in nanoGPT's manner — stands in for nanoGPT eager. `torch.compile` has no libtorch-from-Rust equivalent; docs/speed.md says what it does and what we do instead. The roofline is the bytes a decode step must read (weights + KV cache) over this machine's measured read bandwidth. Where a target is missed, results/speed/overhead has the step broken down.");
+    s
+}

@@ -1,0 +1,206 @@
+//! Batch-1 decode matmuls chosen by measurement. A decode step reads every weight once
+//! for one row of activations, so it is bound by memory bandwidth, and how close a kernel
+//! gets to it depends on the CPU and the weight's layout: on an AMX Xeon `mv` (gemv) read
+//! bf16 weights 1.3–1.4× faster than `x · Wᵀ` through `mm`; on a Zen 4 EPYC, `mv` was 1.5×
+//! slower in bf16, and in fp32 both ran 1.4× faster with the weight stored column-major
+//! (`Wᵀ` contiguous) than row-major. So before decoding, [`tune_for_decode`] times the four
+//! ways — `mv` or `mm`, row- or column-major storage — on one weight of each shape and dtype
+//! (interleaved, best of three), then applies the fastest to every weight of that shape:
+//! the layout once (`set_data` to the same values, transposed in memory; a tied head's
+//! embedding follows), the kernel through the layer's `WeightT`. Values are unchanged;
+//! only which kernel reads them. Weights under [`TUNE_MIN_BYTES`] keep `mv` on row-major
+//! storage (tiny models are bound by per-op overhead, where `mv` is the cheapest call).
+use crate::Gpt;
+use std::sync::Mutex;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+/// Smallest weight (bytes) worth timing: 1 MiB.
+pub const TUNE_MIN_BYTES: i64 = 1 << 20;
+
+/// How a single row multiplies a weight `W` (out, in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum RowKernel {
+    /// `mv(W, x)` on row-major `W` (the default).
+    MvRowMajor,
+    /// `x · Wᵀ` through `mm` on row-major `W`.
+    MmRowMajor,
+    /// `mv(W, x)` with `W` stored column-major.
+    MvColMajor,
+    /// `x · Wᵀ` through `mm` with `W` stored column-major (`Wᵀ` contiguous).
+    MmColMajor,
+}
+
+impl RowKernel {
+    pub const ALL: [RowKernel; 4] = [
+        RowKernel::MvRowMajor,
+        RowKernel::MmRowMajor,
+        RowKernel::MvColMajor,
+        RowKernel::MmColMajor,
+    ];
+
+    fn col_major(self) -> bool {
+        matches!(self, RowKernel::MvColMajor | RowKernel::MmColMajor)
+    }
+
+    fn mm(self) -> bool {
+        matches!(self, RowKernel::MmRowMajor | RowKernel::MmColMajor)
+    }
+}
+
+/// What tuning found for one shape and dtype.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Tuned {
+    pub out: i64,
+    pub inp: i64,
+    pub kind: String,
+    /// Weights of this shape in the model.
+    pub count: usize,
+    pub kernel: RowKernel,
+    /// Best time of each of [`RowKernel::ALL`], µs.
+    pub us: [f64; 4],
+}
+
+/// Whether [`tune_for_decode`] runs (on unless a benchmark turns it off to time the default).
+static TUNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turn [`tune_for_decode`] on or off in this process (off: it changes nothing).
+pub fn set_tuning(on: bool) {
+    TUNING.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A tuning's key: (out, in, dtype, threads).
+type ShapeKey = (i64, i64, Kind, i32);
+
+/// Choices made in this process.
+static CHOSEN: Mutex<Vec<(ShapeKey, Tuned)>> = Mutex::new(Vec::new());
+
+/// Time the four ways for a weight shaped like `w` (out, in), interleaved, best of three.
+fn measure(w: &Tensor) -> [f64; 4] {
+    let row = w.contiguous(); // row-major copy (w may already be column-major)
+    let col = row.tr().contiguous().tr(); // same values, column-major
+    let inp = w.size()[1];
+    let x = Tensor::randn([1, inp], (Kind::Float, w.device())).to_kind(w.kind());
+    let xv = x.view([inp]);
+    let run = |k: RowKernel| {
+        let w = if k.col_major() { &col } else { &row };
+        let t = Instant::now();
+        let y = if k.mm() { x.mm(&w.tr()) } else { w.mv(&xv) };
+        let _ = y.view([-1]).double_value(&[0]); // wait for the result
+        t.elapsed().as_secs_f64() * 1e6
+    };
+    let mut best = [f64::INFINITY; 4];
+    for round in 0..4 {
+        for (i, &k) in RowKernel::ALL.iter().enumerate() {
+            let us = run(k);
+            if round > 0 {
+                best[i] = best[i].min(us); // round 0 warms up
+            }
+        }
+    }
+    best
+}
+
+/// Every dense matmul weight a decode step reads, with the `WeightT` that multiplies it.
+fn weights(m: &Gpt) -> Vec<(&Tensor, &crate::layers::WeightT)> {
+    use crate::layers::Mlp;
+    let mut out = Vec::new();
+    for b in &m.h {
+        let mut lins = vec![&b.attn.c_attn, &b.attn.c_proj];
+        match &b.mlp {
+            Mlp::Gelu(g) => lins.extend([&g.c_fc, &g.c_proj]),
+            Mlp::SwiGlu(s) => lins.extend([&s.gate_proj, &s.up_proj, &s.down_proj]),
+            Mlp::Moe(_) => {} // experts run through their own batched matmuls
+        }
+        for l in lins.into_iter().filter(|l| l.quant.is_none()) {
+            out.push((&l.weight, &l.wt));
+        }
+    }
+    if m.head_q.is_none() {
+        out.push((m.lm_head.as_ref().unwrap_or(&m.wte), &m.head_t));
+    }
+    out
+}
+
+/// Store `w` in `kernel`'s layout (when `relayout`) and multiply single rows as it says.
+fn apply(w: &Tensor, wt: &crate::layers::WeightT, kernel: RowKernel, relayout: bool) {
+    let size = w.size();
+    let is_col = w.stride() == [1, size[0]];
+    if relayout && kernel.col_major() != is_col {
+        let new = match kernel.col_major() {
+            true => w.tr().contiguous().tr(), // (out, in) values, column-major
+            false => w.contiguous(),
+        };
+        w.shallow_clone().set_data(&new);
+    }
+    wt.set_row_mm(kernel.mm());
+}
+
+/// Apply `kernel` to every dense weight of `m` in the compute dtype, whatever its size and
+/// without timing (for tests and kernel comparisons); outside inference mode.
+pub fn force_for_decode(m: &Gpt, kernel: RowKernel) {
+    let compute = m.settings.dtype.kind();
+    let _g = tch::no_grad_guard();
+    for (w, wt) in weights(m) {
+        if w.kind() == compute && w.dim() == 2 {
+            apply(w, wt, kernel, !runtime::inference::is_enabled());
+        }
+    }
+}
+
+/// Choose and apply the fastest single-row kernel for every weight of `m` of at least
+/// [`TUNE_MIN_BYTES`] whose dtype is the compute dtype (what decode multiplies directly).
+/// Shapes already tuned in this process (at the same thread count) are not timed again.
+/// Call it before decoding, outside inference mode (inside it, layouts stay as they are).
+pub fn tune_for_decode(m: &Gpt) -> Vec<Tuned> {
+    if !TUNING.load(std::sync::atomic::Ordering::Relaxed) {
+        return Vec::new();
+    }
+    let compute = m.settings.dtype.kind();
+    let threads = tch::get_num_threads();
+    let may_relayout = !runtime::inference::is_enabled();
+    let ws = weights(m);
+    let mut report: Vec<Tuned> = Vec::new();
+    let _g = tch::no_grad_guard();
+    for (w, wt) in &ws {
+        let (kind, size) = (w.kind(), w.size());
+        let bytes = w.numel() as i64 * kind.elt_size_in_bytes() as i64;
+        if kind != compute || size.len() != 2 || bytes < TUNE_MIN_BYTES {
+            continue;
+        }
+        let key = (size[0], size[1], kind, threads);
+        let tuned = {
+            let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
+            match chosen.iter().find(|(k, _)| *k == key) {
+                Some((_, t)) => t.clone(),
+                None => {
+                    let us = measure(w);
+                    let mut order: Vec<usize> = (0..4).collect();
+                    if !may_relayout {
+                        order.retain(|&i| !RowKernel::ALL[i].col_major());
+                    }
+                    let best = order.into_iter().min_by(|&a, &b| us[a].total_cmp(&us[b]));
+                    let t = Tuned {
+                        out: size[0],
+                        inp: size[1],
+                        kind: format!("{kind:?}"),
+                        count: 0,
+                        kernel: RowKernel::ALL[best.unwrap_or(0)],
+                        us,
+                    };
+                    chosen.push((key, t.clone()));
+                    t
+                }
+            }
+        };
+        apply(w, wt, tuned.kernel, may_relayout);
+        match report
+            .iter_mut()
+            .find(|r| (r.out, r.inp) == (size[0], size[1]))
+        {
+            Some(r) => r.count += 1,
+            None => report.push(Tuned { count: 1, ..tuned }),
+        }
+    }
+    report
+}
