@@ -224,8 +224,12 @@ speed-peers ITERS="200":
         target/release/train experiments/shakespeare_char_cpu.toml --quiet --set train.max_iters={{ITERS}} \
             --set train.eval_iters=1 --set model.dtype=$dt --set run.out_dir=runs/peers/ladder_$dt
         cp runs/peers/ladder_$dt/metrics.csv "$out/char/ladder_$dt.csv"
+        target/release/train experiments/shakespeare_char_cpu.toml --quiet --set train.max_iters={{ITERS}} \
+            --set train.eval_iters=1 --set model.dtype=$dt --set model.attention=auto \
+            --set run.out_dir=runs/peers/ladder_auto_$dt
+        cp runs/peers/ladder_auto_$dt/metrics.csv "$out/char/ladder_auto_$dt.csv"
         .venv/bin/python bench/train.py experiments/shakespeare_char_cpu.toml --max-iters {{ITERS}} \
-            --set train.eval_iters=1 --set model.dtype=$dt --out runs/peers/pytorch_$dt
+            --set train.eval_iters=1 --set model.dtype=$dt --set model.attention=sdpa --out runs/peers/pytorch_$dt
         cp runs/peers/pytorch_$dt/metrics.csv "$out/char/pytorch_$dt.csv"
     done
     # 3. GPT-2 124M decode, batch 1, prompt 64 + 128 new tokens.

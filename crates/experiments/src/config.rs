@@ -231,6 +231,12 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Whether `[model] attention = "auto"`: the faster kernel for the run's shape on this
+    /// machine, chosen by timing when training starts.
+    pub fn attention_auto(&self) -> bool {
+        self.model.get("attention").and_then(|v| v.as_str()) == Some("auto")
+    }
+
     /// The precision `[model] dtype` asks for: auto (the default), fp32 or bf16.
     pub fn precision(&self) -> Result<Precision> {
         match self.model.get("dtype") {
@@ -273,7 +279,11 @@ impl TrainConfig {
             }
         }
         if !run.contains_key("attention") {
-            bail!("[model] key 'attention': missing (expected naive or sdpa)");
+            bail!("[model] key 'attention': missing (expected naive, sdpa or auto)");
+        }
+        if self.attention_auto() {
+            // Resolved by timing when the run starts (`train::attn_auto`); sdpa until then.
+            run.insert("attention".into(), toml::Value::String("sdpa".into()));
         }
         run.insert("dtype".into(), toml::Value::String(dtype.name().into()));
         let cfg: ModelConfig = from_model_table(arch)?;
@@ -286,7 +296,8 @@ impl TrainConfig {
     /// Change the `[model]` table through its typed view (architecture and run settings):
     /// keys whose value `f` changes are written back; the rest of the table, including a
     /// missing `vocab_size` (the tokenizer's), stays as it was.
-    /// With `dtype = "auto"`, `f` sees fp32 and only a change to bf16 is written back.
+    /// With `dtype = "auto"`, `f` sees fp32 and only a change to bf16 is written back; with
+    /// `attention = "auto"`, `f` sees sdpa and only a change to naive is written back.
     pub fn edit_model(&mut self, f: impl FnOnce(&mut ModelConfig, &mut RunSettings)) -> Result<()> {
         let dtype = self.precision()?.explicit().unwrap_or(DType::Fp32);
         let (mut cfg, mut run) = self.split(1, dtype)?; // vocab_size: a placeholder if absent

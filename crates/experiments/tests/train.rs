@@ -96,6 +96,42 @@ fn fifty_steps_lower_the_val_loss() {
 }
 
 #[test]
+fn attention_auto_trains_with_one_of_the_two_kernels() {
+    let _serial = serial();
+    let Some(_) = corpus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny(
+        dir.path(),
+        &[
+            "train.max_iters=3",
+            "model.attention=\"auto\"",
+            "train.sample_tokens=0",
+        ],
+    );
+    assert!(cfg.attention_auto());
+    let out = train(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // Resolved by timing before the model is built, and recorded as the kernel it ran.
+    assert!(
+        matches!(
+            out.settings.kernel,
+            model::AttnKernel::Naive | model::AttnKernel::Sdpa
+        ),
+        "{:?}",
+        out.settings.kernel
+    );
+    assert!(out.final_val_loss.is_finite());
+    let summary = std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap();
+    assert!(!summary.contains("\"attention\": \"auto\""), "{summary}");
+}
+
+#[test]
 fn resume_gives_the_identical_curve() {
     let _serial = serial();
     let Some(_) = corpus() else { return };

@@ -262,15 +262,8 @@ impl AdamW {
             if slot.weight_decay != 0.0 {
                 let _ = slot.param.g_mul_scalar_(1.0 - lr * slot.weight_decay);
             }
-            let _ = slot.exp_avg.lerp_(&grad, 1.0 - s.beta1);
-            let _ = grad.mul_scalar_out(&a, 1.0 - s.beta2); // value · g
-            let _ = slot.exp_avg_sq.g_mul_scalar_(s.beta2).addcmul_(&grad, &a);
-            let _ = slot.exp_avg_sq.sqrt_out(&a); // denom
-            let _ = a
-                .g_div_scalar_(s.bias_correction2_sqrt)
-                .g_add_scalar_(s.eps);
-            let _ = slot.exp_avg.mul_scalar_out(&b, -s.step_size); // value · m
-            let _ = slot.param.addcdiv_(&b, &a);
+            let (p, m, v) = (&mut slot.param, &mut slot.exp_avg, &mut slot.exp_avg_sq);
+            crate::flat::update([p, m, v, &mut a], &grad, &b, &s);
         });
     }
 

@@ -42,6 +42,21 @@ pub(crate) struct Scalars {
     pub bias_correction2_sqrt: f64,
 }
 
+/// PyTorch's single-tensor AdamW chain after the weight decay, on tensors of one shape:
+/// parameter, first and second moment, scratch `a` (overwritten), gradient, scratch `b`.
+pub(crate) fn update(pmva: [&mut Tensor; 4], g: &Tensor, b: &Tensor, s: &Scalars) {
+    let [p, m, v, a] = pmva;
+    let _ = m.lerp_(g, 1.0 - s.beta1);
+    let _ = g.mul_scalar_out(a, 1.0 - s.beta2); // value · g
+    let _ = v.g_mul_scalar_(s.beta2).addcmul_(g, a);
+    let _ = v.sqrt_out(a); // denom
+    let _ = a
+        .g_div_scalar_(s.bias_correction2_sqrt)
+        .g_add_scalar_(s.eps);
+    let _ = m.mul_scalar_out(b, -s.step_size); // value · m
+    let _ = p.addcdiv_(b, a);
+}
+
 impl Flat {
     /// Pack `params` (slot index, tensor, weight decay) — all of one device and dtype —
     /// moving each parameter's data into the flat buffer (`set_data`: every handle on it
@@ -123,15 +138,7 @@ impl Flat {
                         .g_mul_scalar_(1.0 - s.lr * wd);
                 }
             }
-            let _ = m.lerp_(&g, 1.0 - s.beta1);
-            let _ = g.mul_scalar_out(&a, 1.0 - s.beta2); // value · g
-            let _ = v.g_mul_scalar_(s.beta2).addcmul_(&g, &a);
-            let _ = v.sqrt_out(&a); // denom
-            let _ = a
-                .g_div_scalar_(s.bias_correction2_sqrt)
-                .g_add_scalar_(s.eps);
-            let _ = m.mul_scalar_out(&b, -s.step_size); // value · m
-            let _ = p.addcdiv_(&b, &a);
+            update([&mut p, &mut m, &mut v, &mut a], &g, &b, s);
             start += len;
         }
     }

@@ -111,7 +111,9 @@ pub fn preset_rows(dir: &Path) -> Result<Vec<PeerRow>> {
 }
 
 /// `shakespeare_char_cpu`: `char/{ladder,pytorch}_<dtype>.csv` (the two trainers'
-/// `metrics.csv`), compared as tokens/s (the inverse of the median ms/step).
+/// `metrics.csv`, both with the config's sdpa attention), compared as the inverse of the
+/// median ms/step; and `char/ladder_auto_<dtype>.csv` (Ladder with `attention = "auto"`)
+/// against the same PyTorch run, where nanoGPT's kernel choice is always SDPA.
 pub fn char_rows(dir: &Path) -> Result<Vec<PeerRow>> {
     let mut out = Vec::new();
     for dtype in ["fp32", "bf16"] {
@@ -122,11 +124,22 @@ pub fn char_rows(dir: &Path) -> Result<Vec<PeerRow>> {
         if !ours.exists() || !theirs.exists() {
             continue;
         }
-        let (a, b) = (median_ms_per_step(&ours)?, median_ms_per_step(&theirs)?);
-        let mut row = train_row("train, shakespeare_char_cpu", dtype, "ms/step", a, b);
-        row.ratio = b / a; // time: the peer's over ours is the speed ratio
-        row.met = row.ratio >= TRAIN_TARGET;
-        out.push(row);
+        let b = median_ms_per_step(&theirs)?;
+        let auto = dir.join(format!("char/ladder_auto_{dtype}.csv"));
+        let runs = [
+            ("train, shakespeare_char_cpu, sdpa attention", ours),
+            (
+                "train, shakespeare_char_cpu, Ladder attention = auto vs the peer's sdpa",
+                auto,
+            ),
+        ];
+        for (name, path) in runs.iter().filter(|(_, p)| p.exists()) {
+            let a = median_ms_per_step(path)?;
+            let mut row = train_row(name, dtype, "ms/step", a, b);
+            row.ratio = b / a; // time: the peer's over ours is the speed ratio
+            row.met = row.ratio >= TRAIN_TARGET;
+            out.push(row);
+        }
     }
     Ok(out)
 }

@@ -6,6 +6,7 @@
 //! [`train`] runs named steps: [`prepare_data`], [`build`] (model and optimizer from the
 //! seed), [`resume_or_init`], then the step loop (`steps.rs`: eval + checkpoint, one
 //! optimizer step, the NaN guard) and the closing sample.
+mod attn_auto;
 mod steps;
 
 use crate::checkpoint;
@@ -222,7 +223,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let data = ddp.main_first(|| prepare_data(cfg))?;
     // The machine's measured facts decide `dtype = "auto"` and are the MFU's peak.
     let machine = ddp.main_first(|| runtime::hardware::machine(device))?;
-    let (mcfg, run) = cfg.model_config(data.meta.vocab_size, &machine)?;
+    let (mcfg, mut run) = cfg.model_config(data.meta.vocab_size, &machine)?;
+    if cfg.attention_auto() {
+        run.kernel = attn_auto::resolve(&mcfg, &run, tc.batch_size, device, &ddp)?;
+    }
     ddp.check_same("config", &format!("{}{mcfg:?}{run:?}", cfg.to_toml()))?;
     let block = mcfg.block_size;
     data.check_block(block)?;
