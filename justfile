@@ -208,15 +208,13 @@ speed-peers ITERS="200":
     rm -rf "$out" runs/peers && mkdir -p "$out/char"
     dtypes=$(target/release/speed_peers --dtypes)
     echo "speed-peers: precisions on this CPU: $dtypes"
-    # 1. The speed preset (6 layers, 12 heads, 384 wide, vocab 50,304, batch 8 x 256).
-    rungs=1_original; [[ $dtypes == *bf16* ]] && rungs="1_original 2_bf16 3_flash"
-    for rung in $rungs; do
-        target/release/speed_$rung --phases train --out "$out/train_preset"
-    done
-    for cfg in "fp32 naive" "bf16 naive" "bf16 sdpa"; do set -- $cfg
-        [[ $dtypes == *$1* ]] || continue
+    # 1. The speed preset (6 layers, 12 heads, 384 wide, vocab 50,304, batch 8 x 256): each
+    #    Ladder rung right before PyTorch on the same dtype and kernel (the machine drifts).
+    for cfg in "1_original fp32 naive" "2_bf16 bf16 naive" "3_flash bf16 sdpa"; do set -- $cfg
+        [[ $dtypes == *$2* ]] || continue
+        target/release/speed_$1 --phases train --out "$out/train_preset"
         .venv/bin/python bench/speed.py --n-layer 6 --n-head 12 --n-embd 384 --vocab-size 50304 \
-            --block-size 512 --batch 8 --seq-len 256 --dtype $1 --attention $2 \
+            --block-size 512 --batch 8 --seq-len 256 --dtype $2 --attention $3 \
             --warmup 2 --repeats 5 --steps 1 --csv "$out/train_preset/pytorch.csv"
     done
     # 2. shakespeare_char_cpu, {{ITERS}} steps each (eval cut to one batch: not timed anyway).

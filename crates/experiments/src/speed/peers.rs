@@ -22,8 +22,13 @@ pub struct PeerRow {
     pub dtype: String,
     pub metric: String,
     pub ladder: f64,
+    /// Ladder's min and max over its repeats (or log rows).
+    pub ladder_min: f64,
+    pub ladder_max: f64,
     pub peer: String,
     pub peer_value: f64,
+    pub peer_min: f64,
+    pub peer_max: f64,
     /// Ladder ÷ peer (tokens/sec).
     pub ratio: f64,
     /// What the issue asks, in words.
@@ -46,9 +51,9 @@ fn num(row: &HashMap<String, String>, key: &str, file: &Path) -> Result<f64> {
         .with_context(|| format!("{}: '{key}' = '{v}' is not a number", file.display()))
 }
 
-/// Median of `ms_per_step` over the rows of a run's `metrics.csv` from step 10 on (both
-/// trainers log the mean of the steps since the previous row, eval time excluded).
-pub fn median_ms_per_step(metrics: &Path) -> Result<f64> {
+/// Median, min and max of `ms_per_step` over the rows of a run's `metrics.csv` from step 10
+/// on (both trainers log the mean of the steps since the previous row, eval time excluded).
+pub fn median_ms_per_step(metrics: &Path) -> Result<(f64, f64, f64)> {
     let rows = read_csv(metrics)?;
     let mut v = Vec::new();
     for r in &rows {
@@ -62,18 +67,33 @@ pub fn median_ms_per_step(metrics: &Path) -> Result<f64> {
         metrics.display()
     );
     v.sort_by(f64::total_cmp);
-    Ok(v[v.len() / 2])
+    Ok((v[v.len() / 2], v[0], v[v.len() - 1]))
 }
 
-fn train_row(workload: &str, dtype: &str, metric: &str, ours: f64, theirs: f64) -> PeerRow {
-    let ratio = ours / theirs;
+/// (value, min, max) from a row's `<key>`, `<key>_min`, `<key>_max` columns.
+fn ranged(row: &HashMap<String, String>, key: &str, file: &Path) -> Result<(f64, f64, f64)> {
+    Ok((
+        num(row, key, file)?,
+        num(row, &format!("{key}_min"), file)?,
+        num(row, &format!("{key}_max"), file)?,
+    ))
+}
+
+type Ranged = (f64, f64, f64);
+
+fn train_row(workload: &str, dtype: &str, metric: &str, ours: Ranged, theirs: Ranged) -> PeerRow {
+    let ratio = ours.0 / theirs.0;
     PeerRow {
         workload: workload.into(),
         dtype: dtype.into(),
         metric: metric.into(),
-        ladder: ours,
+        ladder: ours.0,
+        ladder_min: ours.1,
+        ladder_max: ours.2,
         peer: "PyTorch eager (bench/)".into(),
-        peer_value: theirs,
+        peer_value: theirs.0,
+        peer_min: theirs.1,
+        peer_max: theirs.2,
         ratio,
         target: format!("≥ {TRAIN_TARGET}× the peer"),
         met: ratio >= TRAIN_TARGET,
@@ -102,8 +122,8 @@ pub fn preset_rows(dir: &Path) -> Result<Vec<PeerRow>> {
                 &format!("train, speed preset, {} attention", r["attention"]),
                 &r["dtype"],
                 "tokens/s",
-                num(r, "tokens_per_sec", &p)?,
-                num(py, "tokens_per_sec", &pt_path)?,
+                ranged(r, "tokens_per_sec", &p)?,
+                ranged(py, "tokens_per_sec", &pt_path)?,
             ));
         }
     }
@@ -136,7 +156,7 @@ pub fn char_rows(dir: &Path) -> Result<Vec<PeerRow>> {
         for (name, path) in runs.iter().filter(|(_, p)| p.exists()) {
             let a = median_ms_per_step(path)?;
             let mut row = train_row(name, dtype, "ms/step", a, b);
-            row.ratio = b / a; // time: the peer's over ours is the speed ratio
+            row.ratio = b.0 / a.0; // time: the peer's over ours is the speed ratio
             row.met = row.ratio >= TRAIN_TARGET;
             out.push(row);
         }
@@ -162,7 +182,7 @@ pub fn decode_rows(dir: &Path) -> Result<Vec<PeerRow>> {
         .iter()
         .filter(|r| r["status"] == "ok" && r["batch"] == "1")
     {
-        let rate = num(r, "tokens_per_sec", &lp)?;
+        let (rate, lo, hi) = ranged(r, "tokens_per_sec", &lp)?;
         let roof = num(r, "roofline_tokens_per_sec", &lp)?;
         let frac = rate / roof;
         out.push(PeerRow {
@@ -170,21 +190,29 @@ pub fn decode_rows(dir: &Path) -> Result<Vec<PeerRow>> {
             dtype: r["dtype"].clone(),
             metric: "tokens/s".into(),
             ladder: rate,
+            ladder_min: lo,
+            ladder_max: hi,
             peer: "bandwidth roofline".into(),
             peer_value: roof,
+            peer_min: roof,
+            peer_max: roof,
             ratio: frac,
             target: format!("≥ {:.0} % of the roofline", ROOFLINE_TARGET * 100.0),
             met: frac >= ROOFLINE_TARGET,
         });
         if let Some(h) = hf.iter().find(|h| h["dtype"] == r["dtype"]) {
-            let theirs = num(h, "tokens_per_sec", &hp)?;
+            let (theirs, tlo, thi) = ranged(h, "tokens_per_sec", &hp)?;
             out.push(PeerRow {
                 workload: "decode, GPT-2 124M, batch 1, prompt 64 + 128".into(),
                 dtype: r["dtype"].clone(),
                 metric: "tokens/s".into(),
                 ladder: rate,
+                ladder_min: lo,
+                ladder_max: hi,
                 peer: format!("transformers {} generate", h["transformers_version"]),
                 peer_value: theirs,
+                peer_min: tlo,
+                peer_max: thi,
                 ratio: rate / theirs,
                 target: "faster than the peer".into(),
                 met: rate > theirs,
@@ -214,7 +242,7 @@ fn markdown(rows: &[PeerRow], command: &str, machine: &str) -> String {
         runtime::facts::git_rev(),
         runtime::facts::timestamp_utc()
     );
-    let _ = writeln!(s, "All on this machine in one run, one after another, same shapes, precision and threads. Training is forward + backward + AdamW; decode is the rate of the steps after the prompt (prefill excluded on both sides).\n");
+    let _ = writeln!(s, "All on this machine in one run, one after another, same shapes, precision and threads. Training is forward + backward + AdamW; decode is the rate of the steps after the prompt (prefill excluded on both sides). Medians, with min–max over the repeats (speed preset, decode) or over the logged 10-step means (shakespeare_char_cpu): this is a shared 2-core VM whose speed drifts by up to 1.5× between runs, so where the ranges overlap the two are not told apart by this run.\n");
     let _ = writeln!(
         s,
         "| workload | dtype | Ladder | peer | peer's | Ladder ÷ peer | target | met |"
@@ -231,14 +259,18 @@ fn markdown(rows: &[PeerRow], command: &str, machine: &str) -> String {
         } else {
             format!("{:.2}×", r.ratio)
         };
+        let range = |v: f64, (lo, hi): (f64, f64)| match lo == hi {
+            true => format!("{v:.1}{unit}"),
+            false => format!("{v:.1}{unit} ({lo:.1}–{hi:.1})"),
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1}{unit} | {} | {:.1}{unit} | {ratio} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {ratio} | {} | {} |",
             r.workload,
             r.dtype,
-            r.ladder,
+            range(r.ladder, (r.ladder_min, r.ladder_max)),
             r.peer,
-            r.peer_value,
+            range(r.peer_value, (r.peer_min, r.peer_max)),
             r.target,
             if r.met { "yes" } else { "**no**" }
         );
