@@ -5,7 +5,8 @@
 //! slower in bf16, and in fp32 both ran 1.4× faster with the weight stored column-major
 //! (`Wᵀ` contiguous) than row-major. So before decoding, [`tune_for_decode`] times the four
 //! ways — `mv` or `mm`, row- or column-major storage — on one weight of each shape and dtype
-//! (interleaved, best of three), then applies the fastest to every weight of that shape:
+//! (interleaved, best of three, caches flushed before each as a decode step finds them),
+//! then applies the fastest to every weight of that shape:
 //! the layout once (`set_data` to the same values, transposed in memory; a tied head's
 //! embedding follows), the kernel through the layer's `WeightT`. Values are unchanged;
 //! only which kernel reads them. Weights under [`TUNE_MIN_BYTES`] keep `mv` on row-major
@@ -75,15 +76,28 @@ type ShapeKey = (i64, i64, Kind, i32);
 /// Choices made in this process.
 static CHOSEN: Mutex<Vec<(ShapeKey, Tuned)>> = Mutex::new(Vec::new());
 
-/// Time the four ways for a weight shaped like `w` (out, in), interleaved, best of three.
+/// Bytes of a weight timed at most (a slice of its rows above this): bounds the copies a
+/// large head needs while staying far above any last-level cache.
+const TIME_MAX_BYTES: i64 = 128 << 20;
+/// A buffer read before each timing to evict the caches: in a decode step every weight
+/// comes from memory (the model is larger than the caches), so a timing on a weight still
+/// in cache from the previous call would favour the wrong kernel.
+const FLUSH_BYTES: i64 = 64 << 20;
+
+/// Time the four ways for a weight shaped like `w` (out, in), interleaved, best of three,
+/// each from cold caches.
 fn measure(w: &Tensor) -> [f64; 4] {
-    let row = w.contiguous(); // row-major copy (w may already be column-major)
+    let (out, inp) = (w.size()[0], w.size()[1]);
+    let row_bytes = inp * w.kind().elt_size_in_bytes() as i64;
+    let rows = out.min((TIME_MAX_BYTES / row_bytes).max(1));
+    let row = w.narrow(0, 0, rows).contiguous(); // row-major (w may be column-major)
     let col = row.tr().contiguous().tr(); // same values, column-major
-    let inp = w.size()[1];
     let x = Tensor::randn([1, inp], (Kind::Float, w.device())).to_kind(w.kind());
     let xv = x.view([inp]);
+    let flush = Tensor::ones([FLUSH_BYTES / 4], (Kind::Float, w.device()));
     let run = |k: RowKernel| {
         let w = if k.col_major() { &col } else { &row };
+        let _ = flush.sum(Kind::Float).double_value(&[]);
         let t = Instant::now();
         let y = if k.mm() { x.mm(&w.tr()) } else { w.mv(&xv) };
         let _ = y.view([-1]).double_value(&[0]); // wait for the result

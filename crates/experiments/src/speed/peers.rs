@@ -185,7 +185,7 @@ pub fn decode_rows(dir: &Path) -> Result<Vec<PeerRow>> {
         let (rate, lo, hi) = ranged(r, "tokens_per_sec", &lp)?;
         let roof = num(r, "roofline_tokens_per_sec", &lp)?;
         let frac = rate / roof;
-        out.push(PeerRow {
+        let roofline = PeerRow {
             workload: "decode, GPT-2 124M, batch 1, prompt 64 + 128".into(),
             dtype: r["dtype"].clone(),
             metric: "tokens/s".into(),
@@ -199,16 +199,11 @@ pub fn decode_rows(dir: &Path) -> Result<Vec<PeerRow>> {
             ratio: frac,
             target: format!("≥ {:.0} % of the roofline", ROOFLINE_TARGET * 100.0),
             met: frac >= ROOFLINE_TARGET,
-        });
+        };
         if let Some(h) = hf.iter().find(|h| h["dtype"] == r["dtype"]) {
             let (theirs, tlo, thi) = ranged(h, "tokens_per_sec", &hp)?;
+            out.push(roofline.clone());
             out.push(PeerRow {
-                workload: "decode, GPT-2 124M, batch 1, prompt 64 + 128".into(),
-                dtype: r["dtype"].clone(),
-                metric: "tokens/s".into(),
-                ladder: rate,
-                ladder_min: lo,
-                ladder_max: hi,
                 peer: format!("transformers {} generate", h["transformers_version"]),
                 peer_value: theirs,
                 peer_min: tlo,
@@ -216,7 +211,10 @@ pub fn decode_rows(dir: &Path) -> Result<Vec<PeerRow>> {
                 ratio: rate / theirs,
                 target: "faster than the peer".into(),
                 met: rate > theirs,
+                ..roofline
             });
+        } else {
+            out.push(roofline);
         }
     }
     Ok(out)

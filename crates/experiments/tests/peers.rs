@@ -1,0 +1,91 @@
+//! `speed_peers`' table (issue #16) from hand-made rows: each workload is matched with its
+//! peer, the ratio points the right way (tokens/s vs ms/step), and the verdicts follow the
+//! targets (1.3× the PyTorch reference, 75 % of the roofline, faster than transformers).
+use experiments::speed::peers;
+use std::path::Path;
+
+fn put(dir: &Path, file: &str, text: &str) {
+    let p = dir.join(file);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+#[test]
+fn rows_pair_workloads_with_their_peers_and_judge_the_targets() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let head = "phase,dtype,attention,tokens_per_sec,tokens_per_sec_min,tokens_per_sec_max";
+    put(
+        dir,
+        "train_preset/rungs/1_original.csv",
+        &format!("{head}\ntrain,fp32,naive,140,130,150\n"),
+    );
+    put(
+        dir,
+        "train_preset/rungs/3_flash.csv",
+        &format!("{head}\ntrain,bf16,sdpa,110,100,120\n"),
+    );
+    put(
+        dir,
+        "train_preset/pytorch.csv",
+        &format!("{head}\ntrain,fp32,naive,100,90,110\ntrain,bf16,sdpa,100,95,105\n"),
+    );
+    // ms/step: rows before step 10 are left out; the median of the rest counts.
+    put(
+        dir,
+        "char/ladder_fp32.csv",
+        "step,ms_per_step\n0,999\n10,70\n20,75\n30,80\n",
+    );
+    put(
+        dir,
+        "char/pytorch_fp32.csv",
+        "step,ms_per_step\n0,999\n10,100\n20,100\n",
+    );
+    put(dir, "decode/real_size.csv", "status,batch,dtype,tokens_per_sec,tokens_per_sec_min,tokens_per_sec_max,roofline_tokens_per_sec\nok,1,fp32,40,39,41,50\nskipped,1,bf16,0,0,0,100\n");
+    put(dir, "decode/transformers.csv", "dtype,tokens_per_sec,tokens_per_sec_min,tokens_per_sec_max,transformers_version\nfp32,50,49,51,5.0\n");
+
+    let preset = peers::preset_rows(dir).unwrap();
+    assert_eq!(preset.len(), 2);
+    assert!(
+        (preset[0].ratio - 1.4).abs() < 1e-9 && preset[0].met,
+        "{:?}",
+        preset[0]
+    );
+    assert!(
+        (preset[1].ratio - 1.1).abs() < 1e-9 && !preset[1].met,
+        "{:?}",
+        preset[1]
+    );
+
+    let char_rows = peers::char_rows(dir).unwrap();
+    assert_eq!(char_rows.len(), 1, "no auto run, no bf16 files");
+    // 100 ms for the peer over 75 ms (the median from step 10 on) for us.
+    assert!((char_rows[0].ratio - 100.0 / 75.0).abs() < 1e-9 && char_rows[0].met);
+    assert_eq!(
+        (char_rows[0].ladder_min, char_rows[0].ladder_max),
+        (70.0, 80.0)
+    );
+
+    let decode = peers::decode_rows(dir).unwrap();
+    assert_eq!(
+        decode.len(),
+        2,
+        "the skipped bf16 point is not reported: {decode:?}"
+    );
+    assert!(
+        (decode[0].ratio - 0.8).abs() < 1e-9 && decode[0].met,
+        "80 % of the roofline"
+    );
+    assert!(
+        (decode[1].ratio - 0.8).abs() < 1e-9 && !decode[1].met,
+        "slower than transformers"
+    );
+
+    let out = dir.join("peers.md");
+    let rows: Vec<_> = preset.into_iter().chain(char_rows).chain(decode).collect();
+    peers::write(&rows, &out, "test", "a machine").unwrap();
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(md.matches("| yes |").count(), 3, "{md}");
+    assert_eq!(md.matches("| **no** |").count(), 2, "{md}");
+    assert!(dir.join("peers.csv").exists());
+}
