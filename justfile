@@ -226,6 +226,7 @@ speed-peers ITERS="200":
             --set train.eval_iters=1 --set model.dtype=$dt --set model.attention=auto \
             --set run.out_dir=runs/peers/ladder_auto_$dt
         cp runs/peers/ladder_auto_$dt/metrics.csv "$out/char/ladder_auto_$dt.csv"
+        cp runs/peers/ladder_auto_$dt/summary.json "$out/char/ladder_auto_$dt.summary.json"
         .venv/bin/python bench/train.py experiments/shakespeare_char_cpu.toml --max-iters {{ITERS}} \
             --set train.eval_iters=1 --set model.dtype=$dt --set model.attention=sdpa --out runs/peers/pytorch_$dt
         cp runs/peers/pytorch_$dt/metrics.csv "$out/char/pytorch_$dt.csv"

@@ -57,8 +57,24 @@ fn rows_pair_workloads_with_their_peers_and_judge_the_targets() {
         preset[1]
     );
 
+    put(
+        dir,
+        "char/ladder_auto_fp32.csv",
+        "step,ms_per_step\n10,50\n",
+    );
+    put(
+        dir,
+        "char/ladder_auto_fp32.summary.json",
+        r#"{"settings": {"attention": "naive"}}"#,
+    );
     let char_rows = peers::char_rows(dir).unwrap();
-    assert_eq!(char_rows.len(), 1, "no auto run, no bf16 files");
+    assert_eq!(char_rows.len(), 2, "sdpa and auto; no bf16 files");
+    assert!(
+        char_rows[1].workload.contains("auto (chose naive)"),
+        "{:?}",
+        char_rows[1]
+    );
+    assert!((char_rows[1].ratio - 2.0).abs() < 1e-9);
     // 100 ms for the peer over 75 ms (the median from step 10 on) for us.
     assert!((char_rows[0].ratio - 100.0 / 75.0).abs() < 1e-9 && char_rows[0].met);
     assert_eq!(
@@ -85,7 +101,7 @@ fn rows_pair_workloads_with_their_peers_and_judge_the_targets() {
     let rows: Vec<_> = preset.into_iter().chain(char_rows).chain(decode).collect();
     peers::write(&rows, &out, "test", "a machine").unwrap();
     let md = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(md.matches("| yes |").count(), 3, "{md}");
+    assert_eq!(md.matches("| yes |").count(), 4, "{md}");
     assert_eq!(md.matches("| **no** |").count(), 2, "{md}");
     assert!(dir.join("peers.csv").exists());
 }

@@ -1,16 +1,17 @@
 //! Batch-1 decode matmuls chosen by measurement. A decode step reads every weight once
 //! for one row of activations, so it is bound by memory bandwidth, and how close a kernel
 //! gets to it depends on the CPU and the weight's layout: on an AMX Xeon `mv` (gemv) read
-//! bf16 weights 1.3–1.4× faster than `x · Wᵀ` through `mm`; on a Zen 4 EPYC, `mv` was 1.5×
-//! slower in bf16, and in fp32 both ran 1.4× faster with the weight stored column-major
-//! (`Wᵀ` contiguous) than row-major. So before decoding, [`tune_for_decode`] times the four
-//! ways — `mv` or `mm`, row- or column-major storage — on one weight of each shape and dtype
-//! (interleaved, best of three, caches flushed before each as a decode step finds them),
-//! then applies the fastest to every weight of that shape:
-//! the layout once (`set_data` to the same values, transposed in memory; a tied head's
-//! embedding follows), the kernel through the layer's `WeightT`. Values are unchanged;
-//! only which kernel reads them. Weights under [`TUNE_MIN_BYTES`] keep `mv` on row-major
-//! storage (tiny models are bound by per-op overhead, where `mv` is the cheapest call).
+//! bf16 weights faster than `x · Wᵀ` through `mm`; on a Zen 4 EPYC `mv` was the slower one
+//! in bf16, and in fp32 the weight stored column-major (`Wᵀ` contiguous) streamed faster
+//! (`just speed-overhead` records the per-shape timings). So before decoding,
+//! [`tune_for_decode`] times the four ways — `mv` or `mm`, row- or column-major storage — on
+//! one weight of each shape and dtype (interleaved, best of three, caches flushed before
+//! each, as a decode step finds them), then applies the fastest to every weight of that
+//! shape: the layout once (`set_data` to the same values, transposed in memory; a tied
+//! head's embedding follows), the kernel through the layer's `WeightT`. Values are
+//! unchanged; only which kernel reads them. Weights under [`TUNE_MIN_BYTES`] keep `mv` on
+//! row-major storage (tiny models are bound by per-op overhead, where `mv` is the cheapest
+//! call).
 use crate::Gpt;
 use std::sync::Mutex;
 use std::time::Instant;

@@ -61,8 +61,8 @@ pub(crate) fn as_kind(t: &Tensor, kind: Kind) -> Tensor {
 /// `Wᵀ` as a view made once, for inference: `x · Wᵀ` through `mm` costs half of
 /// `linear` on a decode step's few rows (no `t()` call, no 3-d folding per use). A single
 /// row goes through `mv` (gemv) or `mm`, whichever `gemv::tune_for_decode` measured faster
-/// on this machine for the weight's shape (neither wins everywhere: on an AMX Xeon `mv` read
-/// bf16 weights 1.3–1.4× faster, on a Zen 4 EPYC 1.5× slower); `mv` until tuned.
+/// on this machine for the weight's shape (neither wins everywhere: `mv` read bf16 weights
+/// faster on an AMX Xeon and slower on a Zen 4 EPYC); `mv` until tuned.
 /// Used only under `runtime::InferenceMode`, where no graph is recorded; it follows the
 /// weight's storage, so a `set_data` (a dtype or layout change) makes a fresh view.
 #[derive(Debug, Default)]

@@ -67,7 +67,13 @@ pub fn decode_kernels(dtype: DType, runs: usize) -> Result<Vec<KernelRow>> {
                 let t = model::gemv::tune_for_decode(&m); // cached: reports the choice
                 choice = t
                     .iter()
-                    .map(|t| format!("{}×{} {:?}", t.out, t.inp, t.kernel))
+                    .map(|t| {
+                        let us = t.us.map(|u| format!("{u:.0}"));
+                        format!(
+                            "{}×{} → {:?} (µs, cold cache: mv row-major {}, mm row-major {}, mv col-major {}, mm col-major {})",
+                            t.out, t.inp, t.kernel, us[0], us[1], us[2], us[3]
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("; ");
             }
@@ -129,7 +135,11 @@ pub fn markdown(rows: &[KernelRow], bandwidth_gb_s: f64) -> String {
         }
     }
     for r in rows.iter().filter(|r| !r.choice.is_empty()) {
-        let _ = writeln!(s, "\nTuned choice ({}): {}.", r.dtype, r.choice);
+        let _ = writeln!(
+            s,
+            "\nTuned choice ({}), per weight shape: {}.",
+            r.dtype, r.choice
+        );
     }
     let _ = writeln!(s, "\n`model::gemv` times `mv` and `mm`, on row- and column-major storage, for each weight shape of 1 MiB or more when the first decoder of a model is made, and keeps the fastest; which one wins depends on the CPU.");
     s

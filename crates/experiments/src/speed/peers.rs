@@ -146,12 +146,21 @@ pub fn char_rows(dir: &Path) -> Result<Vec<PeerRow>> {
         }
         let b = median_ms_per_step(&theirs)?;
         let auto = dir.join(format!("char/ladder_auto_{dtype}.csv"));
+        // The kernel `auto` chose, from the run's summary.json (copied beside its metrics).
+        let chose = std::fs::read_to_string(auto.with_extension("summary.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["settings"]["attention"].as_str().map(str::to_string))
+            .map_or(String::new(), |k| format!(" (chose {k})"));
+        let auto_name = format!(
+            "train, shakespeare_char_cpu, Ladder attention = auto{chose} vs the peer's sdpa"
+        );
         let runs = [
-            ("train, shakespeare_char_cpu, sdpa attention", ours),
             (
-                "train, shakespeare_char_cpu, Ladder attention = auto vs the peer's sdpa",
-                auto,
+                "train, shakespeare_char_cpu, sdpa attention".to_string(),
+                ours,
             ),
+            (auto_name, auto),
         ];
         for (name, path) in runs.iter().filter(|(_, p)| p.exists()) {
             let a = median_ms_per_step(path)?;
