@@ -161,8 +161,7 @@ impl CausalSelfAttention {
         }
         // K/V stay (B, nkv, S, hs): `enable_gqa` lets each KV head serve its `rep` query heads
         // (query head i reads KV head i / rep, as `repeat_kv` lays them out) without the
-        // repeated copy, and its backward without the sum over copies (as fast or faster on
-        // CPU in fp32 and bf16; issue #16).
+        // repeated copy, and its backward without the sum over copies (issue #16).
         let gqa = rep > 1;
         if s == t && window.is_none() {
             // Square: SDPA's top-left `is_causal` is exactly the causal mask.

@@ -262,8 +262,8 @@ impl Gpt {
     }
 
     /// The training objective (the cross-entropy, chunked for a large batch × vocabulary:
-    /// `loss.rs`) plus, for a mixture of experts,
-    /// `router_aux_loss_coef` × the load-balancing loss, with the per-expert token counts.
+    /// `loss.rs`) plus, for a mixture of experts, `router_aux_loss_coef` × the
+    /// load-balancing loss, with the per-expert token counts.
     pub fn train_loss(&self, idx: &Tensor, targets: &Tensor, train: bool) -> Result<TrainLoss> {
         let mut router = Vec::new();
         let h = self.hidden_routed(idx, 0, None, train, Some(&mut router))?;

@@ -171,13 +171,19 @@ impl AdamW {
     }
 
     /// Move the defined gradients of flat set `f` that are not yet views into its gradient
-    /// buffer there, and make the views their `.grad`.
-    fn adopt_grads(&mut self, f: usize) {
+    /// buffer there, and make the views their `.grad`. True when every member then has its
+    /// gradient in the buffer (none undefined).
+    fn adopt_grads(&mut self, f: usize) -> bool {
         let flat = &self.flat[f];
+        let mut all = true;
         for (m, &(i, _, _)) in flat.members.iter().enumerate() {
             let p = &self.slots[i].param;
             let g = p.grad();
-            if !g.defined() || flat.grad_is_view(m, &g) {
+            if !g.defined() {
+                all = false;
+                continue;
+            }
+            if flat.grad_is_view(m, &g) {
                 continue;
             }
             let view = &flat.grad_views[m];
@@ -187,6 +193,7 @@ impl AdamW {
                 tracing::warn!("AdamW: {e:#}");
             }
         }
+        all
     }
 
     /// One update with learning rate `lr`; parameters whose gradient is undefined are skipped.
@@ -195,14 +202,11 @@ impl AdamW {
         self.flat_updated = 0;
         let mut done = vec![false; self.slots.len()];
         for f in 0..self.flat.len() {
-            self.adopt_grads(f);
-            let flat = &self.flat[f];
-            let first = self.slots[flat.members[0].0].step;
-            let ready = flat.members.iter().enumerate().all(|(m, &(i, _, _))| {
-                let s = &self.slots[i];
-                s.step == first && flat.grad_is_view(m, &s.param.grad())
-            });
-            if !ready {
+            let all_in_buffer = self.adopt_grads(f);
+            let members = &self.flat[f].members;
+            let first = self.slots[members[0].0].step;
+            let same_step = members.iter().all(|&(i, _, _)| self.slots[i].step == first);
+            if !(all_in_buffer && same_step) {
                 continue; // per tensor below, with each parameter's own step count
             }
             let sc = self.scalars(lr, first + 1);

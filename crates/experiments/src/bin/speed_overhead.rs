@@ -1,8 +1,9 @@
 //! `speed_overhead` (issue #16): stories260K greedy decode at one and two threads (the
-//! per-token overhead of a tiny model, against llama2.c's speed), and one training step of
-//! `gpt2_speed_cpu` with the plain vs the chunked cross-entropy and the per-tensor vs the
-//! flat AdamW, in fp32 and (where this CPU runs it natively) bf16; writes
-//! `results/speed/overhead/{README.md,decode.csv,train_step.csv}`.
+//! per-token overhead of a tiny model, against llama2.c's speed), GPT-2 124M decode with the
+//! default vs the tuned single-row kernels, and one training step of `gpt2_speed_cpu` with
+//! the plain vs the chunked cross-entropy and the per-tensor vs the flat AdamW, in fp32 and
+//! (where this CPU runs it natively) bf16; writes
+//! `results/speed/overhead/{README.md,decode.csv,decode_kernels.csv,train_step.csv}`.
 use anyhow::Result;
 use clap::Parser;
 use experiments::speed::{kernels, overhead};
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
-    about = "Measure a tiny model's decode overhead, and a training step with the plain or chunked cross-entropy and the per-tensor or flat AdamW; write results/speed/overhead."
+    about = "Measure a tiny model's decode overhead, GPT-2 124M decode with the default vs the tuned matmul kernels, and a training step with the plain or chunked cross-entropy and the per-tensor or flat AdamW; write results/speed/overhead."
 )]
 struct Args {
     /// Timed stories260K runs per thread count (500 tokens each; the median is reported).

@@ -20,8 +20,8 @@ struct Args {
     /// The command recorded in the table.
     #[arg(long, default_value = "just speed-peers")]
     command: String,
-    /// Print `bf16` when this CPU runs bf16 natively (else `fp32`) and exit: the recipe's
-    /// list of precisions to measure.
+    /// Print the precisions to measure here and exit: `fp32`, plus `bf16` where this CPU
+    /// runs it natively (the recipe's list).
     #[arg(long)]
     dtypes: bool,
 }
