@@ -1,5 +1,6 @@
 //! The shared libtorch rpath script, then the shims compiled against the same libtorch:
-//! inference mode (`shim/inference_mode.cpp`) and gradient assignment (`shim/grad.cpp`).
+//! inference mode (`shim/inference_mode.cpp`), gradient assignment (`shim/grad.cpp`) and the
+//! decode matrix-vector kernel (`shim/gemv.cpp`).
 #[path = "../../build/torch_rpath.rs"]
 mod torch_rpath;
 
@@ -22,8 +23,10 @@ fn main() {
         .cpp(true)
         .file("shim/inference_mode.cpp")
         .file("shim/grad.cpp")
+        .file("shim/gemv.cpp")
         .include(&include)
         .flag("-std=c++17")
+        .opt_level(3) // the gemv loops are hot even in debug test builds
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .warnings(false)
         .compile("ladder_inference_mode");

@@ -3,8 +3,10 @@
 //! gets to it depends on the CPU and the weight's layout: on an AMX Xeon `mv` (gemv) read
 //! bf16 weights faster than `x · Wᵀ` through `mm`; on a Zen 4 EPYC `mv` was the slower one
 //! in bf16, and in fp32 the weight stored column-major (`Wᵀ` contiguous) streamed faster
-//! (`just speed-overhead` records the per-shape timings). So before decoding,
-//! [`tune_for_decode`] times the four ways — `mv` or `mm`, row- or column-major storage — on
+//! (`just speed-overhead` records the per-shape timings). Neither reached the machine's
+//! read bandwidth there, so a fifth way is our own streaming gemv (`runtime::gemv`). So
+//! before decoding, [`tune_for_decode`] times the five ways — `mv` or `mm` on row- or
+//! column-major storage, or the streaming gemv on row-major storage — on
 //! one weight of each shape and dtype (interleaved, best of three, caches flushed before
 //! each, as a decode step finds them), then applies the fastest to every weight of that
 //! shape: the layout once (`set_data` to the same values, transposed in memory; a tied
@@ -31,22 +33,50 @@ pub enum RowKernel {
     MvColMajor,
     /// `x · Wᵀ` through `mm` with `W` stored column-major (`Wᵀ` contiguous).
     MmColMajor,
+    /// Our own streaming gemv on row-major `W` (`runtime::gemv`: AVX-512 / AVX512-BF16 /
+    /// AVX2 loops that prefetch the next rows), with the bias added in the same pass.
+    /// Timed only on CPUs with AVX2+FMA and f32 or bf16 weights.
+    Stream,
 }
 
 impl RowKernel {
-    pub const ALL: [RowKernel; 4] = [
+    pub const ALL: [RowKernel; 5] = [
         RowKernel::MvRowMajor,
         RowKernel::MmRowMajor,
         RowKernel::MvColMajor,
         RowKernel::MmColMajor,
+        RowKernel::Stream,
+    ];
+
+    /// Names for tables, in the order of [`RowKernel::ALL`].
+    pub const NAMES: [&'static str; 5] = [
+        "mv row-major",
+        "mm row-major",
+        "mv col-major",
+        "mm col-major",
+        "stream (ours)",
     ];
 
     fn col_major(self) -> bool {
         matches!(self, RowKernel::MvColMajor | RowKernel::MmColMajor)
     }
 
-    fn mm(self) -> bool {
-        matches!(self, RowKernel::MmRowMajor | RowKernel::MmColMajor)
+    fn row_path(self) -> crate::layers::RowPath {
+        use crate::layers::RowPath;
+        match self {
+            RowKernel::MvRowMajor | RowKernel::MvColMajor => RowPath::Mv,
+            RowKernel::MmRowMajor | RowKernel::MmColMajor => RowPath::Mm,
+            RowKernel::Stream => RowPath::Stream,
+        }
+    }
+
+    /// Whether this kernel can run on `w` here (the streaming gemv needs AVX2+FMA and a
+    /// CPU f32 or bf16 weight).
+    pub fn available_for(self, w: &Tensor) -> bool {
+        self != RowKernel::Stream
+            || (runtime::gemv::level().is_some()
+                && w.device() == tch::Device::Cpu
+                && matches!(w.kind(), Kind::Float | Kind::BFloat16))
     }
 }
 
@@ -59,8 +89,8 @@ pub struct Tuned {
     /// Weights of this shape in the model.
     pub count: usize,
     pub kernel: RowKernel,
-    /// Best time of each of [`RowKernel::ALL`], µs.
-    pub us: [f64; 4],
+    /// Best time of each of [`RowKernel::ALL`], µs (infinite where one is not available).
+    pub us: [f64; 5],
 }
 
 /// Whether [`tune_for_decode`] runs (on unless a benchmark turns it off to time the default).
@@ -85,9 +115,9 @@ const TIME_MAX_BYTES: i64 = 128 << 20;
 /// in cache from the previous call would favour the wrong kernel.
 const FLUSH_BYTES: i64 = 64 << 20;
 
-/// Time the four ways for a weight shaped like `w` (out, in), interleaved, best of three,
-/// each from cold caches.
-fn measure(w: &Tensor) -> [f64; 4] {
+/// Time the five ways for a weight shaped like `w` (out, in), interleaved, best of three,
+/// each from cold caches (infinite for one not available here).
+fn measure(w: &Tensor) -> [f64; 5] {
     let (out, inp) = (w.size()[0], w.size()[1]);
     let row_bytes = inp * w.kind().elt_size_in_bytes() as i64;
     let rows = out.min((TIME_MAX_BYTES / row_bytes).max(1));
@@ -98,13 +128,22 @@ fn measure(w: &Tensor) -> [f64; 4] {
     let flush = Tensor::ones([FLUSH_BYTES / 4], (Kind::Float, w.device()));
     let run = |k: RowKernel| {
         let w = if k.col_major() { &col } else { &row };
+        if !k.available_for(w) {
+            return f64::INFINITY;
+        }
         let _ = flush.sum(Kind::Float).double_value(&[]);
         let t = Instant::now();
-        let y = if k.mm() { x.mm(&w.tr()) } else { w.mv(&xv) };
+        let y = match k.row_path() {
+            crate::layers::RowPath::Mm => x.mm(&w.tr()),
+            crate::layers::RowPath::Mv => w.mv(&xv),
+            crate::layers::RowPath::Stream => {
+                runtime::gemv::gemv(w, &xv, None).unwrap_or_else(|| w.mv(&xv))
+            }
+        };
         let _ = y.view([-1]).double_value(&[0]); // wait for the result
         t.elapsed().as_secs_f64() * 1e6
     };
-    let mut best = [f64::INFINITY; 4];
+    let mut best = [f64::INFINITY; 5];
     for round in 0..4 {
         for (i, &k) in RowKernel::ALL.iter().enumerate() {
             let us = run(k);
@@ -148,7 +187,7 @@ fn apply(w: &Tensor, wt: &crate::layers::WeightT, kernel: RowKernel, relayout: b
         };
         w.shallow_clone().set_data(&new);
     }
-    wt.set_row_mm(kernel.mm());
+    wt.set_row_path(kernel.row_path());
 }
 
 /// Apply `kernel` to every dense weight of `m` in the compute dtype, whatever its size and
@@ -157,7 +196,7 @@ pub fn force_for_decode(m: &Gpt, kernel: RowKernel) {
     let compute = m.settings.dtype.kind();
     let _g = tch::no_grad_guard();
     for (w, wt) in weights(m) {
-        if w.kind() == compute && w.dim() == 2 {
+        if w.kind() == compute && w.dim() == 2 && kernel.available_for(w) {
             apply(w, wt, kernel, !runtime::inference::is_enabled());
         }
     }
@@ -190,7 +229,7 @@ pub fn tune_for_decode(m: &Gpt) -> Vec<Tuned> {
                 Some((_, t)) => t.clone(),
                 None => {
                     let us = measure(w);
-                    let mut order: Vec<usize> = (0..4).collect();
+                    let mut order: Vec<usize> = (0..RowKernel::ALL.len()).collect();
                     if !may_relayout {
                         order.retain(|&i| !RowKernel::ALL[i].col_major());
                     }

@@ -221,7 +221,7 @@ impl Gpt {
         }
         let w = self.lm_head.as_ref().unwrap_or(&self.wte);
         if w.kind() == k && runtime::inference::is_enabled() {
-            return self.head_t.matmul(&h, w);
+            return self.head_t.matmul(&h, w, None);
         }
         h.linear::<Tensor>(&crate::layers::as_kind(w, k), None)
     }

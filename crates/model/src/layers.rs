@@ -58,35 +58,67 @@ pub(crate) fn as_kind(t: &Tensor, kind: Kind) -> Tensor {
     }
 }
 
+/// How a single row multiplies a weight under inference mode (`gemv::tune_for_decode`
+/// picks one per weight shape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowPath {
+    /// `mv(W, x)` (gemv): the default.
+    Mv,
+    /// `x · Wᵀ` through `mm`.
+    Mm,
+    /// `runtime::gemv`, our streaming gemv, with the bias in the same pass.
+    Stream,
+}
+
 /// `Wᵀ` as a view made once, for inference: `x · Wᵀ` through `mm` costs half of
 /// `linear` on a decode step's few rows (no `t()` call, no 3-d folding per use). A single
-/// row goes through `mv` (gemv) or `mm`, whichever `gemv::tune_for_decode` measured faster
-/// on this machine for the weight's shape (neither wins everywhere: `mv` read bf16 weights
-/// faster on an AMX Xeon and slower on a Zen 4 EPYC); `mv` until tuned.
+/// row goes through `mv` (gemv), `mm` or our streaming gemv, whichever
+/// `gemv::tune_for_decode` measured fastest on this machine for the weight's shape (none
+/// wins everywhere: `mv` read bf16 weights faster on an AMX Xeon and slower on a Zen 4
+/// EPYC); `mv` until tuned.
 /// Used only under `runtime::InferenceMode`, where no graph is recorded; it follows the
 /// weight's storage, so a `set_data` (a dtype or layout change) makes a fresh view.
 #[derive(Debug, Default)]
 pub(crate) struct WeightT {
     view: std::sync::Mutex<Option<(usize, Tensor)>>,
-    /// A single row through `mm` instead of `mv`.
-    row_mm: std::sync::atomic::AtomicBool,
+    /// A single row's [`RowPath`] (0 `Mv`, 1 `Mm`, 2 `Stream`).
+    row_path: std::sync::atomic::AtomicU8,
 }
 
 impl WeightT {
-    /// Send a single row through `mm` (true) or `mv` (false).
-    pub(crate) fn set_row_mm(&self, mm: bool) {
-        self.row_mm.store(mm, std::sync::atomic::Ordering::Relaxed);
+    /// Send a single row through `path`.
+    pub(crate) fn set_row_path(&self, path: RowPath) {
+        let code = match path {
+            RowPath::Mv => 0,
+            RowPath::Mm => 1,
+            RowPath::Stream => 2,
+        };
+        self.row_path
+            .store(code, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// `x (…, in) · wᵀ` -> (…, out), for `w` (out, in) already in `x`'s dtype.
-    pub(crate) fn matmul(&self, x: &Tensor, w: &Tensor) -> Tensor {
+    /// `x (…, in) · wᵀ (+ b)` -> (…, out), for `w` (out, in) and `b` already in `x`'s dtype.
+    pub(crate) fn matmul(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
         let mut shape = x.size();
         let last = shape.len() - 1;
         let rows: i64 = shape[..last].iter().product();
         let (out, inp) = (w.size()[0], shape[last]);
         shape[last] = out;
-        if rows == 1 && !self.row_mm.load(std::sync::atomic::Ordering::Relaxed) {
-            return w.mv(&x.reshape([inp])).view(shape.as_slice()); // (…, out)
+        let add = |y: Tensor| match b {
+            Some(b) => y + b,
+            None => y,
+        };
+        if rows == 1 {
+            let path = self.row_path.load(std::sync::atomic::Ordering::Relaxed);
+            let xv = x.reshape([inp]);
+            if path == 2 {
+                if let Some(y) = runtime::gemv::gemv(w, &xv, b) {
+                    return y.view(shape.as_slice()); // (…, out)
+                }
+            }
+            if path != 1 {
+                return add(w.mv(&xv).view(shape.as_slice())); // (…, out)
+            }
         }
         let ptr = w.data_ptr() as usize;
         let mut slot = self.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,7 +131,7 @@ impl WeightT {
             }
         };
         drop(slot);
-        x.reshape([rows, inp]).mm(&wt).view(shape.as_slice()) // (…, out)
+        add(x.reshape([rows, inp]).mm(&wt).view(shape.as_slice())) // (…, out)
     }
 }
 
@@ -115,11 +147,7 @@ impl nn::Module for Linear {
             };
         }
         if self.weight.kind() == self.compute && runtime::inference::is_enabled() {
-            let y = self.wt.matmul(&x, &self.weight);
-            return match b {
-                Some(b) => y + b,
-                None => y,
-            };
+            return self.wt.matmul(&x, &self.weight, b.as_ref());
         }
         x.linear(&as_kind(&self.weight, self.compute), b.as_ref())
     }

@@ -2,7 +2,8 @@
 //! the machine's measured facts (`hardware`) and the precision chosen for it (`precision`),
 //! where shared resources live, one atomic file write, device parsing/naming and
 //! synchronisation, peak memory, logging set-up, the seeded RNG, the facts recorded beside
-//! every number (git revision, time) and the concrete compute dtype. It depends on no other
+//! every number (git revision, time), the concrete compute dtype and the one kernel
+//! libtorch lacks for decode (`gemv`). It depends on no other
 //! crate of ours: `model`, `data`, `optim`, `infer` and `experiments` all sit above it.
 pub mod autograd;
 pub mod device;
@@ -10,6 +11,7 @@ pub mod dtype;
 pub mod exit;
 pub mod facts;
 pub mod fsio;
+pub mod gemv;
 pub mod hardware;
 pub mod inference;
 pub mod logging;

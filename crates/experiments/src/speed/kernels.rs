@@ -68,10 +68,16 @@ pub fn decode_kernels(dtype: DType, runs: usize) -> Result<Vec<KernelRow>> {
                 choice = t
                     .iter()
                     .map(|t| {
-                        let us = t.us.map(|u| format!("{u:.0}"));
+                        let us = RowKernel::NAMES
+                            .iter()
+                            .zip(t.us)
+                            .filter(|(_, u)| u.is_finite())
+                            .map(|(n, u)| format!("{n} {u:.0}"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
                         format!(
-                            "{}×{} → {:?} (µs, cold cache: mv row-major {}, mm row-major {}, mv col-major {}, mm col-major {})",
-                            t.out, t.inp, t.kernel, us[0], us[1], us[2], us[3]
+                            "{}×{} → {:?} (µs, cold cache: {us})",
+                            t.out, t.inp, t.kernel
                         )
                     })
                     .collect::<Vec<_>>()
@@ -141,6 +147,6 @@ pub fn markdown(rows: &[KernelRow], bandwidth_gb_s: f64) -> String {
             r.dtype, r.choice
         );
     }
-    let _ = writeln!(s, "\n`model::gemv` times `mv` and `mm`, on row- and column-major storage, for each weight shape of 1 MiB or more when the first decoder of a model is made, and keeps the fastest; which one wins depends on the CPU.");
+    let _ = writeln!(s, "\n`model::gemv` times `mv` and `mm`, on row- and column-major storage, and our streaming gemv (`runtime::gemv`, {}: wide loads, the next rows prefetched, one FMA per load, on libtorch's threads) for each weight shape of 1 MiB or more when the first decoder of a model is made, and keeps the fastest; which one wins depends on the CPU.", runtime::gemv::level().map_or("not available on this CPU".to_string(), |l| format!("{l} here")));
     s
 }
