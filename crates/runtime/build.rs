@@ -1,6 +1,6 @@
 //! The shared libtorch rpath script, then the shims compiled against the same libtorch:
-//! inference mode (`shim/inference_mode.cpp`), gradient assignment (`shim/grad.cpp`) and the
-//! decode matrix-vector kernel (`shim/gemv.cpp`).
+//! inference mode (`shim/inference_mode.cpp`), gradient assignment (`shim/grad.cpp`), the
+//! decode matrix-vector kernel (`shim/gemv.cpp`) and huge-page tensors (`shim/pages.cpp`).
 #[path = "../../build/torch_rpath.rs"]
 mod torch_rpath;
 
@@ -24,6 +24,7 @@ fn main() {
         .file("shim/inference_mode.cpp")
         .file("shim/grad.cpp")
         .file("shim/gemv.cpp")
+        .file("shim/pages.cpp")
         .include(&include)
         .flag("-std=c++17")
         .opt_level(3) // the gemv loops are hot even in debug test builds

@@ -187,6 +187,7 @@ fn row(
         },
         kv_cache_bytes: 0,
         bytes_per_step: 0,
+        bandwidth_bytes_per_s: 0.0,
         roofline_tokens_per_sec: 0.0,
         roofline_fraction: 0.0,
         repeats: 3,

@@ -29,7 +29,7 @@ fn every_row_kernel_and_layout_gives_the_same_logits_and_saved_bytes() {
     let mut cfg = ModelConfig::gpt2_tiny();
     cfg.n_embd = 256; // c_fc (1024 × 256) is 1 MiB in f32: large enough to be tuned
     cfg.intermediate_size = 1024;
-    cfg.vocab_size = 1024;
+    cfg.vocab_size = 2048; // the tied head (2 MiB) moves into huge pages
     tch::manual_seed(11);
     let vs = nn::VarStore::new(Device::Cpu);
     let m = Gpt::new(&vs.root(), &cfg, &RunSettings::default()).unwrap();
@@ -59,6 +59,23 @@ fn every_row_kernel_and_layout_gives_the_same_logits_and_saved_bytes() {
             max_diff(&step, &s2)
         );
     }
+    // The tied head (2 MiB) now lives in huge-page memory (2 MiB-aligned), the embedding
+    // with it.
+    assert_eq!(
+        m.wte.data_ptr() as usize % runtime::pages::HUGE_PAGE_BYTES,
+        0
+    );
+    // Back on libtorch's own allocations and again in huge pages: the same logits.
+    for huge in [false, true] {
+        model::gemv::set_huge_pages(huge);
+        force_for_decode(&m, RowKernel::MvRowMajor);
+        let (p2, s2) = decode_logits(&m);
+        assert!(
+            max_diff(&pre, &p2) < 1e-4 && max_diff(&step, &s2) < 1e-4,
+            "huge {huge}"
+        );
+    }
+    force_for_decode(&m, RowKernel::MmColMajor);
     // Saved while column-major: the same bytes as before any layout change.
     model::io::save_native(&vs, &cfg, &dir.path().join("after")).unwrap();
     let read = |d: &str| std::fs::read(dir.path().join(d).join("model.safetensors")).unwrap();

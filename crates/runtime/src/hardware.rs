@@ -263,25 +263,57 @@ pub fn measure_matmul(kind: Kind, device: Device, max_n: i64, budget: Duration) 
     (best, n)
 }
 
-/// Read bandwidth: the median of up to 5 sums over a `bytes`-sized fp32 buffer within
-/// `budget`. The median, not the best: on a shared VM one sum in five can run at twice the
-/// rate of the others (seen: 62.6 GB/s once, 27–33 GB/s in every later measurement on the
-/// same EPYC), and the bandwidth sets every decode roofline.
+/// Read bandwidth: the median of up to 5 sums over a `bytes`-sized fp32 buffer (in
+/// transparent huge pages on a CPU that allows them) within `budget`. The median, not the
+/// best: on a shared VM one sum in five can run at twice the rate of the others, and the
+/// bandwidth sets every decode roofline.
 pub fn measure_bandwidth(device: Device, bytes: u64, budget: Duration) -> f64 {
     let start = Instant::now();
-    let x = Tensor::ones([(bytes / 4) as i64], (Kind::Float, device));
-    let _ = x.sum(Kind::Float).double_value(&[]); // warm-up: pages touched
+    let probe = BandwidthProbe::new(device, bytes);
     let mut rates = Vec::with_capacity(5);
     for i in 0..5 {
         if i > 0 && start.elapsed() > budget {
             break;
         }
-        let t = Instant::now();
-        let _ = x.sum(Kind::Float).double_value(&[]);
-        rates.push(bytes as f64 / t.elapsed().as_secs_f64());
+        rates.push(probe.sum_rate());
     }
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
+    median(rates)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A buffer for measuring read bandwidth again and again, e.g. right before each timed
+/// repeat of a decode benchmark: the bandwidth of a shared VM drifts (by up to 2× within
+/// minutes on the 2-core EPYC; results/speed/overhead records it per variant), so a
+/// roofline measured minutes apart from the run it judges can be off by as much.
+pub struct BandwidthProbe {
+    buf: Tensor,
+}
+
+impl BandwidthProbe {
+    /// `bytes` of fp32 ones, in huge pages where the CPU allows (as decode's weights are,
+    /// `model::gemv`), touched once.
+    pub fn new(device: Device, bytes: u64) -> Self {
+        let x = Tensor::ones([(bytes / 4) as i64], (Kind::Float, device));
+        let buf = crate::pages::huge_copy(&x).map_or(x, |(t, _)| t);
+        let _ = buf.sum(Kind::Float).double_value(&[]); // warm-up
+        Self { buf }
+    }
+
+    /// Bytes per second of one sum over the buffer.
+    pub fn sum_rate(&self) -> f64 {
+        let t = Instant::now();
+        let _ = self.buf.sum(Kind::Float).double_value(&[]);
+        (self.buf.numel() * 4) as f64 / t.elapsed().as_secs_f64()
+    }
+
+    /// The median of `n` sums' rates (bytes per second).
+    pub fn median_rate(&self, n: usize) -> f64 {
+        median((0..n.max(1)).map(|_| self.sum_rate()).collect())
+    }
 }
 
 /// Measure this machine (a few seconds; bounded where bf16 is emulated).
@@ -347,10 +379,21 @@ pub fn load_or_measure_with(
     facts: &Facts,
     measure: impl FnOnce() -> Measured,
 ) -> Result<MachineRecord> {
-    let mut records = read_records(path);
+    let records = read_records(path);
     if let Some(r) = records.iter().find(|r| &r.facts == facts) {
         return Ok(r.clone());
     }
+    measure_into(path, records, facts, measure)
+}
+
+/// Measure now and put the record in the cache at `path` (replacing any for `facts`).
+fn measure_into(
+    path: &Path,
+    mut records: Vec<MachineRecord>,
+    facts: &Facts,
+    measure: impl FnOnce() -> Measured,
+) -> Result<MachineRecord> {
+    records.retain(|r| &r.facts != facts);
     tracing::info!(
         "measuring matmul peaks and memory bandwidth of this machine ({} threads; cached in {}) ...",
         facts.threads,

@@ -2,8 +2,8 @@
 //! the machine's measured facts (`hardware`) and the precision chosen for it (`precision`),
 //! where shared resources live, one atomic file write, device parsing/naming and
 //! synchronisation, peak memory, logging set-up, the seeded RNG, the facts recorded beside
-//! every number (git revision, time), the concrete compute dtype and the one kernel
-//! libtorch lacks for decode (`gemv`). It depends on no other
+//! every number (git revision, time), the concrete compute dtype, and for decode the one
+//! kernel libtorch lacks (`gemv`) and tensors in huge pages (`pages`). It depends on no other
 //! crate of ours: `model`, `data`, `optim`, `infer` and `experiments` all sit above it.
 pub mod autograd;
 pub mod device;
@@ -16,6 +16,7 @@ pub mod hardware;
 pub mod inference;
 pub mod logging;
 pub mod mem;
+pub mod pages;
 pub mod precision;
 pub mod resources;
 pub mod rng;

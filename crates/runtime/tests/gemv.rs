@@ -84,3 +84,17 @@ fn gemv_declines_what_it_cannot_take() {
         assert_eq!(Vec::<f32>::try_from(&y).unwrap(), vec![4.0; 8]);
     }
 }
+
+#[test]
+fn a_huge_page_copy_holds_the_same_values() {
+    for kind in [Kind::Float, Kind::BFloat16] {
+        let t = Tensor::randn([1500, 700], (Kind::Float, Device::Cpu)).to_kind(kind);
+        let (c, _huge) = runtime::pages::huge_copy(&t.tr()).expect("a CPU tensor is copied");
+        assert!(c.is_contiguous());
+        assert_eq!(c.size(), [700, 1500]);
+        assert_eq!(c.kind(), kind);
+        assert!(c.equal(&t.tr()), "values differ");
+        assert_eq!(c.data_ptr() as usize % runtime::pages::HUGE_PAGE_BYTES, 0);
+        drop(c); // freed through the shim's deleter
+    }
+}

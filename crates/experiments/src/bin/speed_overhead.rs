@@ -71,8 +71,7 @@ fn run() -> Result<()> {
         let argv: Vec<String> = std::env::args().collect();
         argv.join(" ").replace("target/release/", "")
     });
-    let bw = machine.measured.bandwidth_bytes_per_s / 1e9;
-    overhead::write(&args.out, &command, &decode, &head, &kernel_rows, bw)?;
+    overhead::write(&args.out, &command, &decode, &head, &kernel_rows)?;
     println!("{}", args.out.join("README.md").display());
     Ok(())
 }

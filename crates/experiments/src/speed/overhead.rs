@@ -170,15 +170,13 @@ pub fn train_step(dtype: DType, repeats: usize) -> Result<Vec<StepRow>> {
         .collect())
 }
 
-/// Writes `decode.csv`, `train_step.csv`, `decode_kernels.csv` and `README.md` into `dir`
-/// (`bandwidth_gb_s`: this machine's measured read bandwidth).
+/// Writes `decode.csv`, `train_step.csv`, `decode_kernels.csv` and `README.md` into `dir`.
 pub fn write(
     dir: &Path,
     command: &str,
     decode: &[DecodeRow],
     head: &[StepRow],
     kernels: &[super::kernels::KernelRow],
-    bandwidth_gb_s: f64,
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     crate::csvio::write_rows(&dir.join("decode.csv"), decode)?;
@@ -192,7 +190,7 @@ pub fn write(
     let mut md = markdown(command, decode, head);
     if !kernels.is_empty() {
         md.push('\n');
-        md.push_str(&super::kernels::markdown(kernels, bandwidth_gb_s));
+        md.push_str(&super::kernels::markdown(kernels));
     }
     runtime::fsio::write_atomic(&dir.join("README.md"), |tmp| Ok(std::fs::write(tmp, md)?))
 }

@@ -282,6 +282,6 @@ fn markdown(rows: &[PeerRow], command: &str, machine: &str) -> String {
             if r.met { "yes" } else { "**no**" }
         );
     }
-    let _ = writeln!(s, "\nPeers not in this table: nanoGPT (eager and `torch.compile`d) and llama2.c are not reachable from these machines (only package registries are), so `bench/` — our own PyTorch implementation of the same model and loop, in nanoGPT's manner — stands in for nanoGPT eager. `torch.compile` has no libtorch-from-Rust equivalent; docs/speed.md says what it does and what we do instead. The roofline is the bytes a decode step must read (weights + KV cache) over this machine's measured read bandwidth. Where a target is missed, results/speed/overhead has the step broken down.");
+    let _ = writeln!(s, "\nPeers not in this table: nanoGPT (eager and `torch.compile`d) and llama2.c are not reachable from these machines (only package registries are), so `bench/` — our own PyTorch implementation of the same model and loop, in nanoGPT's manner — stands in for nanoGPT eager. `torch.compile` has no libtorch-from-Rust equivalent; docs/speed.md says what it does and what we do instead. The roofline is the bytes a decode step must read (weights + KV cache) over the read bandwidth measured right before each timed decode run (median; the bandwidth of this shared VM drifts). Where a target is missed, results/speed/overhead has the step broken down.");
     s
 }

@@ -3,7 +3,9 @@
 //! al. 2023; Shazeer 2019), batch B. The cache is marked filled instead of prefilled — a
 //! step reads the same bytes whatever they hold — so a point at context 8192 × batch 32
 //! costs its decode steps, not a 262k-token prefill. The real-size point runs the whole of
-//! [`infer::generate`] (prefill included; only its decode steps are timed).
+//! [`infer::generate`] (prefill included; only its decode steps are timed). Before every
+//! timed repeat the point measures the read bandwidth (`runtime::hardware::BandwidthProbe`),
+//! and its roofline uses their median.
 use super::attention::{budget, build, cast_for_inference};
 use super::row::{Row, Section, Status};
 use super::Job;
@@ -32,6 +34,9 @@ pub fn measure(job: &Job, cfg: &ModelConfig, device: Device) -> Result<Row> {
     cast_for_inference(&vs, &run);
     let opts = options(new, job.seed);
     let mut kv_bytes = 0;
+    // The roofline's bandwidth, measured right before every repeat (the VM's drifts).
+    let probe = runtime::hardware::BandwidthProbe::new(device, bandwidth_bytes(device));
+    let mut rates = Vec::new();
     let timed = if p.section == Section::RealSize {
         let prompt: Vec<Vec<i64>> = (0..b)
             .map(|i| {
@@ -41,6 +46,7 @@ pub fn measure(job: &Job, cfg: &ModelConfig, device: Device) -> Result<Row> {
             })
             .collect();
         budget(job, 1).run(|| {
+            rates.push(probe.median_rate(3));
             let g = infer::generate(&model, &prompt, &opts, |_| {})?;
             ensure!(
                 g.decode_steps == new,
@@ -54,6 +60,7 @@ pub fn measure(job: &Job, cfg: &ModelConfig, device: Device) -> Result<Row> {
         let mut dec = infer::Decoder::new(&model, b, ctx + new, true);
         let mut rng = Rng::new(job.seed as u64);
         budget(job, 1).run(|| {
+            rates.push(probe.median_rate(3));
             dec.assume_filled(ctx); // as if a prompt of `ctx` tokens had been prefilled
             let d = infer::decode(&mut dec, vec![0; b], &opts, &mut rng, |_| {})?;
             ensure!(d.steps == new, "decode ran {} steps, not {new}", d.steps);
@@ -64,5 +71,15 @@ pub fn measure(job: &Job, cfg: &ModelConfig, device: Device) -> Result<Row> {
     let mut row = Row::blank(p, cfg, Status::Ok, String::new());
     row.set_rates(&timed, b * new, new);
     row.kv_cache_bytes = kv_bytes as u64;
+    rates.sort_by(f64::total_cmp);
+    row.bandwidth_bytes_per_s = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
     Ok(row)
+}
+
+/// The bandwidth buffer: as `runtime::hardware::measure` uses (far above any cache).
+fn bandwidth_bytes(device: Device) -> u64 {
+    match device {
+        Device::Cuda(_) => 1 << 30,
+        _ => 256 << 20,
+    }
 }

@@ -42,7 +42,10 @@ pub fn with_roofline(mut r: Row, machine: &MachineRecord) -> Row {
         new_tokens: r.new_tokens,
     };
     r.bytes_per_step = decode_bytes_per_step(&cfg, &p);
-    let bw = machine.measured.bandwidth_bytes_per_s;
+    let bw = match r.bandwidth_bytes_per_s {
+        b if b > 0.0 => b,
+        _ => machine.measured.bandwidth_bytes_per_s,
+    };
     r.roofline_tokens_per_sec = r.batch as f64 * bw / r.bytes_per_step.max(1) as f64;
     r.roofline_fraction = r.tokens_per_sec / r.roofline_tokens_per_sec.max(1e-12);
     r
@@ -204,7 +207,7 @@ fn decode_table(rows: &[Row], section: Section) -> String {
 
 /// `real_size.md`: GPT-2 small decode, fp32 and the fast precision, against the roofline.
 pub fn real_size_text(rows: &[Row], machine: &MachineRecord) -> String {
-    let mut s = format!("GPT-2 small (gpt2_124m) decode with `infer`'s KV-cache loop: batch 1, prompt 64 + 128 new tokens (greedy), on {}; read bandwidth {:.1} GB/s measured. Roofline = (matmul weight bytes + KV bytes read per step) ÷ bandwidth.\n\n", machine.describe(), machine.measured.bandwidth_bytes_per_s / 1e9);
+    let mut s = format!("GPT-2 small (gpt2_124m) decode with `infer`'s KV-cache loop: batch 1, prompt 64 + 128 new tokens (greedy), on {}; read bandwidth {:.1} GB/s in the machine record; each point measures it again before every timed repeat, and its roofline uses the median of its own (the bandwidth of a shared VM drifts). Roofline = (matmul weight bytes + KV bytes read per step) ÷ bandwidth.\n\n", machine.describe(), machine.measured.bandwidth_bytes_per_s / 1e9);
     s.push_str(&decode_table(rows, Section::RealSize));
     s
 }

@@ -104,6 +104,10 @@ pub struct Row {
     pub kv_cache_bytes: u64,
     /// Bytes a decode step must read: the matmul weights + the KV cache at the mean context.
     pub bytes_per_step: u64,
+    /// Read bandwidth measured by the point's own process right before its timed repeats
+    /// (median; decode rows; 0 in older CSVs: then the machine record's is used).
+    #[serde(default)]
+    pub bandwidth_bytes_per_s: f64,
     /// batch · bandwidth ÷ bytes_per_step: the memory-bandwidth roofline (decode rows).
     pub roofline_tokens_per_sec: f64,
     /// tokens_per_sec ÷ roofline_tokens_per_sec.
@@ -142,6 +146,7 @@ impl Row {
             score_bytes: super::plan::score_bytes(cfg, p),
             kv_cache_bytes: 0,
             bytes_per_step: 0,
+            bandwidth_bytes_per_s: 0.0,
             roofline_tokens_per_sec: 0.0,
             roofline_fraction: 0.0,
             repeats: 0,
