@@ -238,6 +238,12 @@ speed-peers ITERS="200":
     done
     target/release/speed_peers --command "just speed-peers {{ITERS}}"
 
+# Where a training step's time goes: perf samples of Ladder's and PyTorch's speed-preset
+# training step (fp32, naive attention), grouped into kernel families, into
+# results/speed/profile/. Needs `perf` and the full torch install (made here). Keep the machine idle.
+profile-train:
+    scripts/profile-train.sh
+
 # Parity with our PyTorch reference on shakespeare_char_cpu, 3 seeds each: the Rust side is
 # the accuracy ladder's first rung (run here if its 3-seed results are missing).
 parity SEEDS="3":

@@ -15,7 +15,10 @@ fn cuda_runtime_present(lib: &Path) -> bool {
     if !lib.join("libtorch_cuda.so").exists() {
         return false;
     }
-    // site-packages/torch/lib -> site-packages/nvidia/**/libcublas.so*
+    // site-packages/torch/lib -> site-packages/nvidia/**/libcublas.so*, through the real
+    // folder: `.venv/libtorch` is a symlink to site-packages/torch, and its parent is not
+    // site-packages.
+    let lib = std::fs::canonicalize(lib).unwrap_or_else(|_| lib.to_path_buf());
     let Some(site) = lib.parent().and_then(Path::parent) else {
         return false;
     };

@@ -30,5 +30,12 @@ else
   fi
   touch "$stamp"
 fi
+# The full install also gets the headers the NCCL backend of `dist` compiles against (CUDA's
+# crt headers and CCCL; header-only wheels, ~20 MB): see crates/dist/build.rs.
+if [ "$mode" = full ] && [ ! -f "$site/nvidia/cu13/include/crt/host_config.h" ]; then
+  echo "setup: installing the CUDA headers NCCL needs (nvidia-cuda-crt, nvidia-cuda-cccl) ..." >&2
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps \
+    nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85
+fi
 ln -sfn "$site/torch" .venv/libtorch
 [ -f .venv/libtorch/lib/libtorch_cpu.so ] || { echo "setup: .venv/libtorch/lib/libtorch_cpu.so missing; remove .venv and run again" >&2; exit 1; }

@@ -4,11 +4,17 @@
 // Tensors cross as `at::Tensor*`, the pointer tch/torch-sys use for `C_tensor`.
 //
 // Reference: PyTorch `torch.distributed.init_process_group` (env:// rendezvous, Gloo
-// backend) and torch/csrc/distributed/c10d/{TCPStore,ProcessGroupGloo}.hpp.
+// backend, and "cpu:gloo,cuda:nccl": one group whose collectives go to Gloo for CPU
+// tensors and to NCCL for CUDA ones) and torch/csrc/distributed/c10d/
+// {TCPStore,ProcessGroupGloo,ProcessGroupNCCL}.hpp. NCCL is compiled in only where the
+// build found libtorch_cuda and the CUDA and NCCL headers (LADDER_NCCL; see build.rs).
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef LADDER_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <chrono>
 #include <cstdlib>
@@ -23,9 +29,10 @@ namespace {
 
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::Backend> backend;
+  c10::intrusive_ptr<c10d::Backend> backend; // Gloo: CPU tensors, and the barrier
   int rank;
   int world;
+  c10::intrusive_ptr<c10d::Backend> nccl; // CUDA tensors; null unless added
 };
 
 char* dup(const std::string& s) {
@@ -124,6 +131,19 @@ at::Tensor& tensor_ref(void* t) {
   return tensor;
 }
 
+// The backend for `t`: NCCL for a CUDA tensor (an error when the group has none), else Gloo.
+c10d::Backend& backend_for(Group* g, const at::Tensor& t) {
+  if (!t.is_cuda()) {
+    return *g->backend;
+  }
+  if (!g->nccl) {
+    throw std::runtime_error(
+        "a CUDA tensor, but this group has no NCCL backend (built without NCCL, or no GPU "
+        "was visible when the group was made)");
+  }
+  return *g->nccl;
+}
+
 void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
   if (!work->wait()) {
     throw std::runtime_error(std::string(what) + " did not complete");
@@ -180,7 +200,7 @@ ladder_dist_group* ladder_dist_new_gloo(
     opts->threads = gloo_threads > 0 ? gloo_threads : 1;
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("gloo", store);
     auto backend = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, opts);
-    out = new Group{store, backend, rank, world};
+    out = new Group{store, backend, rank, world, {}};
   });
   return out;
 }
@@ -192,7 +212,7 @@ int ladder_dist_all_reduce(ladder_dist_group* g, void* tensor, int op, char** er
     std::vector<at::Tensor> ts{t};
     c10d::AllreduceOptions o;
     o.reduceOp = c10d::ReduceOp::SUM;
-    wait(g->backend->allreduce(ts, o), "all-reduce");
+    wait(backend_for(g, t).allreduce(ts, o), "all-reduce");
     if (op == 1) {
       t.div_(g->world);
     }
@@ -206,7 +226,34 @@ int ladder_dist_broadcast(ladder_dist_group* g, void* tensor, int root, char** e
     c10d::BroadcastOptions o;
     o.rootRank = root;
     o.rootTensor = 0;
-    wait(g->backend->broadcast(ts, o), "broadcast");
+    wait(backend_for(g, t).broadcast(ts, o), "broadcast");
+  });
+}
+
+// Whether this build has NCCL (1) or Gloo only (0).
+int ladder_dist_has_nccl() {
+#ifdef LADDER_NCCL
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+// Adds an NCCL backend to `g` for its CUDA tensors, its keys under "nccl" in the group's
+// store; the communicator itself is made by the first collective, on the device of its
+// tensor (one GPU per rank: cuda:LOCAL_RANK). `timeout_ms` bounds every NCCL collective.
+int ladder_dist_add_nccl(ladder_dist_group* g, int64_t timeout_ms, char** err) {
+  return guarded(err, [&] {
+#ifdef LADDER_NCCL
+    auto opts = c10d::ProcessGroupNCCL::Options::create();
+    opts->timeout = std::chrono::milliseconds(timeout_ms);
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("nccl", g->store);
+    g->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, g->rank, g->world, opts);
+#else
+    (void)g;
+    (void)timeout_ms;
+    throw std::runtime_error("this build has no NCCL (Gloo only)");
+#endif
   });
 }
 
@@ -229,6 +276,9 @@ int ladder_dist_serve_store(int port, int world, int64_t seconds, char** err) {
 
 void ladder_dist_free(ladder_dist_group* g) {
   try {
+    if (g != nullptr && g->nccl) {
+      g->nccl->shutdown(); // as destroy_process_group() does: no "unclean" warning
+    }
     delete g;
   } catch (...) {
   }

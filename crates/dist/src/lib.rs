@@ -3,8 +3,10 @@
 //! every C++ exception into an error string. The environment contract is torchrun's
 //! (PyTorch `torch.distributed.init_process_group(init_method="env://")`).
 //!
-//! Gloo runs on CPU tensors. NCCL (`ProcessGroupNCCL`, for CUDA tensors) is not wired yet:
-//! CUDA tensors are refused with a clear error (see docs/distributed.md).
+//! Gloo runs on CPU tensors. NCCL (`ProcessGroupNCCL`) runs on CUDA tensors where the build
+//! found it (`crates/dist/build.rs`; [`nccl_built`]) and a GPU is visible: the group then has
+//! both, and each collective goes to the one for its tensor's device (PyTorch's
+//! "cpu:gloo,cuda:nccl"). Elsewhere CUDA tensors are refused with an error saying why.
 mod env;
 
 pub use env::{timeout_from_env, DistEnv, TIMEOUT_VAR, VARS};
@@ -47,6 +49,8 @@ extern "C" {
         err: *mut *mut c_char,
     ) -> c_int;
     fn ladder_dist_barrier(g: *mut RawGroup, err: *mut *mut c_char) -> c_int;
+    fn ladder_dist_has_nccl() -> c_int;
+    fn ladder_dist_add_nccl(g: *mut RawGroup, timeout_ms: i64, err: *mut *mut c_char) -> c_int;
     fn ladder_dist_serve_store(
         port: c_int,
         world: c_int,
@@ -70,6 +74,22 @@ fn take_err(err: *mut c_char) -> String {
     s
 }
 
+/// Whether this build has the NCCL backend (CUDA tensors); Gloo (CPU tensors) is always
+/// there.
+pub fn nccl_built() -> bool {
+    // SAFETY: returns a constant.
+    unsafe { ladder_dist_has_nccl() == 1 }
+}
+
+/// The device of the rank with `local_rank` when the config says `given` (resolved to
+/// `device`): see [`ProcessGroup::device_for`].
+pub fn rank_device(device: Device, given: &str, local_rank: usize) -> Device {
+    match device {
+        Device::Cuda(_) if matches!(given.trim(), "cuda" | "auto") => Device::Cuda(local_rank),
+        d => d,
+    }
+}
+
 /// Hosts a TCPStore on 127.0.0.1:`port` for `seconds`, as torchrun's agent does for its
 /// workers (`TORCHELASTIC_USE_AGENT_STORE=True`); for tests of that launch path.
 pub fn serve_store(port: u16, world_size: usize, seconds: u64) -> Result<()> {
@@ -87,12 +107,14 @@ pub fn serve_store(port: u16, world_size: usize, seconds: u64) -> Result<()> {
     Ok(())
 }
 
-/// A process group over Gloo. Dropping it destroys the group (joins Gloo's threads and
-/// closes the store connection).
+/// A process group over Gloo, and NCCL for CUDA tensors where built and a GPU is visible.
+/// Dropping it destroys the group (shuts NCCL down, joins Gloo's threads and closes the
+/// store connection).
 pub struct ProcessGroup {
     raw: *mut RawGroup,
     env: DistEnv,
     timeout: Duration,
+    nccl: bool,
 }
 
 impl ProcessGroup {
@@ -161,7 +183,37 @@ impl ProcessGroup {
                 take_err(err)
             );
         }
-        Ok(Self { raw, env, timeout })
+        let mut group = Self {
+            raw,
+            env,
+            timeout,
+            nccl: false,
+        };
+        if nccl_built() && tch::Cuda::is_available() {
+            let mut err = std::ptr::null_mut();
+            // SAFETY: the group is live; the shim never throws.
+            if unsafe { ladder_dist_add_nccl(raw, ms, &mut err) } != 0 {
+                bail!(
+                    "rank {}: could not add the NCCL backend: {}",
+                    group.env.rank,
+                    take_err(err)
+                );
+            }
+            group.nccl = true;
+        }
+        Ok(group)
+    }
+
+    /// Whether CUDA tensors can be reduced (the group has an NCCL backend).
+    pub fn has_nccl(&self) -> bool {
+        self.nccl
+    }
+
+    /// The device a rank trains on when the config says `given` (resolved to `device`):
+    /// under this group a bare `cuda`, or `auto` that chose a GPU, means one GPU per process,
+    /// `cuda:LOCAL_RANK` (as with torchrun); an explicit `cuda:N` or the CPU stays as given.
+    pub fn device_for(&self, device: Device, given: &str) -> Device {
+        rank_device(device, given, self.env.local_rank)
     }
 
     pub fn rank(&self) -> usize {
@@ -185,11 +237,16 @@ impl ProcessGroup {
     }
 
     fn check(&self, what: &str, t: &Tensor) -> Result<()> {
-        if t.device() != Device::Cpu {
-            bail!(
-                "{what}: the tensor is on {:?}; only the Gloo (CPU) backend is built (NCCL for CUDA tensors is not wired yet, see docs/distributed.md)",
+        match t.device() {
+            Device::Cpu => {}
+            Device::Cuda(_) if self.nccl => {}
+            Device::Cuda(_) if nccl_built() => bail!(
+                "{what}: the tensor is on {:?}, but no GPU was visible when this rank joined the group, so it has no NCCL backend",
                 t.device()
-            );
+            ),
+            d => bail!(
+                "{what}: the tensor is on {d:?}; this build has only the Gloo (CPU) backend: NCCL is compiled in when `scripts/setup-libtorch.sh full` has installed the CUDA libraries and headers (then rebuild; see docs/distributed.md)"
+            ),
         }
         if !t.is_contiguous() {
             bail!("{what}: the tensor is not contiguous (collectives work on one flat buffer)");

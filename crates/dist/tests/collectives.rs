@@ -163,3 +163,21 @@ fn wrong_world_size_and_rank_are_clear_errors() {
         d.stderr
     );
 }
+
+#[test]
+fn each_rank_takes_the_gpu_of_its_local_rank_unless_told_one() {
+    use tch::Device;
+    assert_eq!(
+        dist::rank_device(Device::Cuda(0), "cuda", 3),
+        Device::Cuda(3)
+    );
+    assert_eq!(
+        dist::rank_device(Device::Cuda(0), "auto", 1),
+        Device::Cuda(1)
+    );
+    assert_eq!(
+        dist::rank_device(Device::Cuda(1), "cuda:1", 0),
+        Device::Cuda(1)
+    );
+    assert_eq!(dist::rank_device(Device::Cpu, "auto", 2), Device::Cpu);
+}

@@ -213,9 +213,11 @@ fn big(w: &Tensor) -> bool {
 }
 
 /// Whether `w` already lives where [`stored`] would put it (huge-page copies start on a
-/// 2 MiB boundary; libtorch's own allocations are 64-byte aligned).
+/// 2 MiB boundary; libtorch's own allocations are 64-byte aligned). A weight on a GPU is
+/// always where it belongs.
 fn where_stored(w: &Tensor) -> bool {
     !big(w)
+        || w.device() != tch::Device::Cpu // huge pages are for host memory only
         || (w.data_ptr() as usize).is_multiple_of(runtime::pages::HUGE_PAGE_BYTES) == huge_pages()
 }
 

@@ -1,5 +1,6 @@
 //! `dist_check [collectives|die]`: joins the group torchrun's environment describes and checks
-//! all-reduce (sum, average), broadcast from every root and barrier against known answers.
+//! all-reduce (sum, average), broadcast from every root and barrier against known answers,
+//! on CPU tensors (Gloo) and, where the group has NCCL, on CUDA tensors on cuda:LOCAL_RANK.
 //! A smoke test for a new cluster: `torchrun --no-python --nproc-per-node 2 target/release/dist_check`.
 //! `die` joins and then exits with status 3 without a collective (used by the failure tests);
 //! `serve-store` only hosts the TCPStore on MASTER_PORT for 30 s, as torchrun's agent does.
@@ -18,8 +19,30 @@ fn check_close(what: &str, got: &Tensor, want: &Tensor) -> Result<()> {
 }
 
 fn collectives(pg: &ProcessGroup) -> Result<()> {
+    let mut devices = vec![tch::Device::Cpu];
+    if pg.has_nccl() {
+        devices.push(tch::Device::Cuda(pg.local_rank()));
+    }
+    for &d in &devices {
+        collectives_on(pg, d)?;
+    }
+    pg.barrier()?;
+    println!(
+        "rank {} of {}: all-reduce, broadcast and barrier ok ({})",
+        pg.rank(),
+        pg.world_size(),
+        if pg.has_nccl() {
+            "Gloo and NCCL"
+        } else {
+            "Gloo"
+        }
+    );
+    Ok(())
+}
+
+fn collectives_on(pg: &ProcessGroup, device: tch::Device) -> Result<()> {
     let (r, w) = (pg.rank() as f64, pg.world_size() as f64);
-    let base = Tensor::arange(1000, (Kind::Float, tch::Device::Cpu));
+    let base = Tensor::arange(1000, (Kind::Float, device));
     let mut t = &base * (r + 1.0);
     pg.all_reduce_sum(&mut t)?;
     check_close("all-reduce sum", &t, &(&base * (w * (w + 1.0) / 2.0)))?;
@@ -31,12 +54,6 @@ fn collectives(pg: &ProcessGroup) -> Result<()> {
         pg.broadcast(&mut t, root)?;
         check_close("broadcast", &t, &(&base + root as f64))?;
     }
-    pg.barrier()?;
-    println!(
-        "rank {} of {}: all-reduce, broadcast and barrier ok",
-        pg.rank(),
-        pg.world_size()
-    );
     Ok(())
 }
 

@@ -72,9 +72,14 @@ impl Ddp {
         let timeout = dist::timeout_from_env(DEFAULT_TIMEOUT)?;
         let pg = ProcessGroup::from_env(timeout)?;
         tracing::info!(
-            "DDP: rank {} of {} (Gloo, timeout {:.0} s)",
+            "DDP: rank {} of {} ({}, timeout {:.0} s)",
             pg.rank(),
             pg.world_size(),
+            if pg.has_nccl() {
+                "Gloo for CPU tensors, NCCL for CUDA ones"
+            } else {
+                "Gloo"
+            },
             timeout.as_secs_f64()
         );
         Ok(Self {
@@ -85,6 +90,15 @@ impl Ddp {
 
     pub fn rank(&self) -> usize {
         self.pg.as_ref().map_or(0, ProcessGroup::rank)
+    }
+
+    /// This rank's device for the config's `device` (`given`, as written): a bare `cuda` (or
+    /// `auto` that chose a GPU) becomes `cuda:LOCAL_RANK` under a group (one GPU per
+    /// process), as torchrun users expect.
+    pub fn device_for(&self, device: tch::Device, given: &str) -> tch::Device {
+        self.pg
+            .as_ref()
+            .map_or(device, |pg| pg.device_for(device, given))
     }
 
     pub fn world_size(&self) -> usize {

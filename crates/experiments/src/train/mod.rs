@@ -210,6 +210,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Outcome> {
     let threads = runtime::device::set_threads(tc.threads);
     // Under torchrun's variables: this rank of a data-parallel group (a no-op without).
     let mut ddp = Ddp::from_env()?;
+    let device = ddp.device_for(device, &tc.device);
     let out_dir = cfg.run.out_dir.clone();
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     // One run per out_dir, for the life of this one (released on exit or crash); under DDP
