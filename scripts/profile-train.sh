@@ -18,6 +18,9 @@ report() { perf report -i "$1" --no-children --sort dso,sym --stdio -q 2>/dev/nu
 perf record -q -e cpu-clock -F 999 -o "$tmp/ladder.data" -- \
   target/release/speed_1_original --phases train --warmup 1 --repeats 4 --out "$tmp/run" > /dev/null
 report "$tmp/ladder.data" "$tmp/ladder.txt"
+LADDER_MALLOC=system perf record -q -e cpu-clock -F 999 -o "$tmp/ladder_system.data" -- \
+  target/release/speed_1_original --phases train --warmup 1 --repeats 4 --out "$tmp/run" > /dev/null
+report "$tmp/ladder_system.data" "$tmp/ladder_system.txt"
 perf record -q -e cpu-clock -F 999 -o "$tmp/pytorch.data" -- \
   .venv/bin/python bench/speed.py --n-layer 6 --n-head 12 --n-embd 384 --vocab-size 50304 \
   --block-size 512 --batch 8 --seq-len 256 --dtype fp32 --attention naive \
@@ -28,11 +31,12 @@ report "$tmp/pytorch.data" "$tmp/pytorch.txt"
   echo
   echo "Command: \`just profile-train\` · git $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty) · $(date -u +%Y-%m-%dT%H:%M:%SZ) · machine: $model ($(nproc) logical cores; $flags)"
   echo
-  echo "The speed preset (6 layers, 12 heads, 384 wide, vocab 50,304, batch 8 × 256), fp32, naive attention, forward + backward + optimizer, each side's own benchmark (\`speed_1_original --phases train\`, \`bench/speed.py\`) under \`perf record -e cpu-clock\`, warm-up and start-up included. Shares of all samples on both cores, grouped by kernel family from the symbol names (\`bench/perf_summary.py\`); \"OpenMP threads waiting\" is a worker spinning or sleeping between parallel regions."
+  echo "The speed preset (6 layers, 12 heads, 384 wide, vocab 50,304, batch 8 × 256), fp32, naive attention, forward + backward + optimizer, each side's own benchmark (\`speed_1_original --phases train\`, \`bench/speed.py\`) under \`perf record -e cpu-clock\`, warm-up and start-up included; Ladder twice: as it runs (freed memory kept in the process, \`runtime::mem::keep_freed_memory\`) and with glibc's defaults (\`LADDER_MALLOC=system\`), which PyTorch runs with. Shares of all samples on both cores, grouped by kernel family from the symbol names (\`bench/perf_summary.py\`); \"OpenMP threads waiting\" is a worker spinning or sleeping between parallel regions."
   echo
   echo "| workload | family | share of samples |"
   echo "|---|---|---:|"
   .venv/bin/python bench/perf_summary.py "Ladder" "$tmp/ladder.txt" "$out/profile.csv"
+  .venv/bin/python bench/perf_summary.py "Ladder, LADDER_MALLOC=system" "$tmp/ladder_system.txt" "$out/profile.csv"
   .venv/bin/python bench/perf_summary.py "PyTorch eager (bench/)" "$tmp/pytorch.txt" "$out/profile.csv"
 } > "$out/README.md"
 rm -rf "$tmp"

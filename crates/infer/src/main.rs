@@ -3,7 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    runtime::exit::report(run())
+    runtime::exit::main(run)
 }
 
 fn run() -> anyhow::Result<()> {

@@ -4,6 +4,13 @@
 //! `RUST_BACKTRACE` is set).
 use std::process::ExitCode;
 
+/// A binary's `main`: keeps freed memory in the process ([`crate::mem::keep_freed_memory`]),
+/// runs `run` and ends as [`report`] says.
+pub fn main(run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    crate::mem::keep_freed_memory();
+    report(run())
+}
+
 /// The exit code for `result`, printing the error (with its causes) when there is one.
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {

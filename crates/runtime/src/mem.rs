@@ -1,10 +1,53 @@
 //! How much memory the process used: peak resident set size, `VmHWM` in
-//! `/proc/self/status` (see proc(5)).
+//! `/proc/self/status` (see proc(5)); and how freed memory is kept ([`keep_freed_memory`]).
 
 /// Peak resident set size of this process in bytes (Linux); `None` where /proc is absent.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The environment variable that turns [`keep_freed_memory`] off: `LADDER_MALLOC=system`.
+pub const MALLOC_VAR: &str = "LADDER_MALLOC";
+
+/// Keep memory the process frees for its next allocations instead of returning it to the
+/// operating system; call first thing in `main`, before any large allocation. Returns
+/// whether it took effect.
+///
+/// glibc serves every allocation of 32 MiB or more (libtorch's logits, activations and
+/// their gradients) with a fresh `mmap` and returns it with `munmap` when freed, so each
+/// training step faults in and zeroes hundreds of MB of new pages: in a `perf` profile of
+/// the speed preset's training step that kernel work was as large a share as the matrix
+/// multiplies' spare time (`just profile-train`, results/speed/profile). With `mmap` off
+/// and trimming off (`mallopt(M_MMAP_MAX, 0)`, `mallopt(M_TRIM_THRESHOLD, INT_MAX)`) the
+/// memory freed by one step serves the next, as PyTorch's caching allocator does on GPUs;
+/// the price is a higher peak resident set (the heap keeps its high-water mark and its
+/// holes). `LADDER_MALLOC=system` keeps glibc's defaults. A no-op off glibc.
+pub fn keep_freed_memory() -> bool {
+    if std::env::var(MALLOC_VAR).is_ok_and(|v| v.trim() == "system") {
+        return false;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes glibc's allocation thresholds; both values are valid.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_MAX, 0) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+                && libc::mallopt(libc::M_ARENA_MAX, 1) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+/// Resident set size of this process now, in bytes (Linux); `None` where /proc is absent.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

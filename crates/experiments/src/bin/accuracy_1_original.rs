@@ -1,6 +1,6 @@
 //! Accuracy ladder rung 1_original: see `experiments::accuracy` and docs/accuracy.md.
 fn main() -> std::process::ExitCode {
-    runtime::exit::report(run())
+    runtime::exit::main(run)
 }
 
 fn run() -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 //! Accuracy ladder rung 7_qkv_bias: see `experiments::accuracy` and docs/beyond-llama3.md.
 fn main() -> std::process::ExitCode {
-    runtime::exit::report(run())
+    runtime::exit::main(run)
 }
 
 fn run() -> anyhow::Result<()> {

@@ -182,7 +182,7 @@ fn train_run(args: &Args, label: &str, preset: Option<&str>, procs: usize) -> Re
 }
 
 fn main() -> std::process::ExitCode {
-    runtime::exit::report(run())
+    runtime::exit::main(run)
 }
 
 fn run() -> Result<()> {

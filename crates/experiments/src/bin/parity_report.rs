@@ -52,7 +52,7 @@ fn curves(dir: &Path, prefix: &str) -> Result<BTreeMap<String, BTreeMap<usize, f
 }
 
 fn main() -> std::process::ExitCode {
-    runtime::exit::report(run())
+    runtime::exit::main(run)
 }
 
 fn run() -> Result<()> {

@@ -1,6 +1,6 @@
 //! Quantization ladder rung 1_baseline: see `experiments::quant` and docs/quantization.md.
 use experiments::quant::{self, Rung};
 
-fn main() -> anyhow::Result<()> {
-    quant::main(Rung::Baseline)
+fn main() -> std::process::ExitCode {
+    runtime::exit::main(|| quant::main(Rung::Baseline))
 }

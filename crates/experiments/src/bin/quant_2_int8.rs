@@ -1,6 +1,6 @@
 //! Quantization ladder rung 2_int8: see `experiments::quant` and docs/quantization.md.
 use experiments::quant::{self, Rung};
 
-fn main() -> anyhow::Result<()> {
-    quant::main(Rung::Int8)
+fn main() -> std::process::ExitCode {
+    runtime::exit::main(|| quant::main(Rung::Int8))
 }

@@ -1,6 +1,6 @@
 //! Quantization ladder rung 3_int4_g128: see `experiments::quant` and docs/quantization.md.
 use experiments::quant::{self, Rung};
 
-fn main() -> anyhow::Result<()> {
-    quant::main(Rung::Int4G128)
+fn main() -> std::process::ExitCode {
+    runtime::exit::main(|| quant::main(Rung::Int4G128))
 }

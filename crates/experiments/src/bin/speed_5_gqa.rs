@@ -3,7 +3,7 @@ use experiments::rung::SpeedRung as Rung;
 use experiments::speed;
 
 fn main() -> std::process::ExitCode {
-    runtime::exit::report(run())
+    runtime::exit::main(run)
 }
 
 fn run() -> anyhow::Result<()> {

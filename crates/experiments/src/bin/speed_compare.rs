@@ -24,7 +24,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    runtime::exit::report(run())
+    runtime::exit::main(run)
 }
 
 fn run() -> Result<()> {

@@ -1,4 +1,4 @@
 //! The speed ladder as curves (issue #12): `speed_sweep --help`, or `just speed-sweep`.
 fn main() -> std::process::ExitCode {
-    runtime::exit::report(experiments::speed::sweep::main())
+    runtime::exit::main(experiments::speed::sweep::main)
 }
