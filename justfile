@@ -238,9 +238,10 @@ speed-peers ITERS="200":
     done
     target/release/speed_peers --command "just speed-peers {{ITERS}}"
 
-# Where a training step's time goes: perf samples of Ladder's and PyTorch's speed-preset
-# training step (fp32, naive attention), grouped into kernel families, into
-# results/speed/profile/. Needs `perf` and the full torch install (made here). Keep the machine idle.
+# Where a training step's time goes: perf samples of Ladder's and PyTorch's training on the
+# speed preset (fp32, naive attention) and on shakespeare_char_cpu (fp32, sdpa), grouped into
+# kernel families, into results/speed/profile/. Needs `perf` and the full torch install (made
+# here). Keep the machine idle.
 profile-train:
     scripts/profile-train.sh
 
