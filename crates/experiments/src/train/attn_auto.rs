@@ -47,6 +47,15 @@ pub fn time_kernels(
     best
 }
 
+/// The kernel with the shorter time (SDPA on a tie).
+pub fn faster(naive_ms: f64, sdpa_ms: f64) -> AttnKernel {
+    if naive_ms < sdpa_ms {
+        AttnKernel::Naive
+    } else {
+        AttnKernel::Sdpa
+    }
+}
+
 /// Resolve `auto` for this run: time both kernels (averaged over DDP ranks), log the
 /// choice, and return it.
 pub fn resolve(
@@ -57,11 +66,7 @@ pub fn resolve(
     ddp: &Ddp,
 ) -> Result<AttnKernel> {
     let t = ddp.average(&time_kernels(cfg, run, batch, device))?;
-    let kernel = if t[0] < t[1] {
-        AttnKernel::Naive
-    } else {
-        AttnKernel::Sdpa
-    };
+    let kernel = faster(t[0], t[1]);
     tracing::info!(
         "attention = auto: {kernel} (one layer forward + backward at batch {batch} × {} in {}: naive {:.1} ms, sdpa {:.1} ms)",
         cfg.block_size,

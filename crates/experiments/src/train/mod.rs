@@ -6,7 +6,7 @@
 //! [`train`] runs named steps: [`prepare_data`], [`build`] (model and optimizer from the
 //! seed), [`resume_or_init`], then the step loop (`steps.rs`: eval + checkpoint, one
 //! optimizer step, the NaN guard) and the closing sample.
-mod attn_auto;
+pub mod attn_auto;
 mod steps;
 
 use crate::checkpoint;
