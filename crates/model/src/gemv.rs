@@ -35,7 +35,7 @@ pub enum RowKernel {
     /// `x · Wᵀ` through `mm` with `W` stored column-major (`Wᵀ` contiguous).
     MmColMajor,
     /// Our own streaming gemv on row-major `W` (`runtime::gemv`: AVX-512 / AVX512-BF16 /
-    /// AVX2 loops that prefetch the next rows), with the bias added in the same pass.
+    /// AVX2 loops, one sequential stream per row), with the bias added in the same pass.
     /// Timed only on CPUs with AVX2+FMA and f32 or bf16 weights.
     Stream,
 }
@@ -193,18 +193,17 @@ fn weights(m: &Gpt) -> Vec<(&Tensor, &crate::layers::WeightT)> {
 }
 
 /// A contiguous copy of `view`, in huge pages when it fills at least one
-/// (`runtime::pages`): decode reads every weight in full at each step, and on a Zen 4
-/// EPYC 2 MiB pages streamed GPT-2 124M's weights 15–20 % faster than 4 KiB ones.
+/// (`runtime::pages`): decode reads every weight in full at each step (`just
+/// speed-overhead` times the tuned kernels on 4 KiB and on huge pages).
 /// With huge pages off ([`set_huge_pages`]): a fresh libtorch allocation.
 fn stored(view: &Tensor) -> Tensor {
     let huge = (big(view) && huge_pages())
         .then(|| runtime::pages::huge_copy(view))
         .flatten();
-    let plain = || match view.is_contiguous() {
+    huge.unwrap_or_else(|| match view.is_contiguous() {
         true => view.copy(), // a new allocation, contiguous as the view
         false => view.contiguous(),
-    };
-    huge.map_or_else(plain, |(t, _)| t)
+    })
 }
 
 /// At least one huge page.

@@ -81,20 +81,25 @@ pub(crate) enum RowPath {
 #[derive(Debug, Default)]
 pub(crate) struct WeightT {
     view: std::sync::Mutex<Option<(usize, Tensor)>>,
-    /// A single row's [`RowPath`] (0 `Mv`, 1 `Mm`, 2 `Stream`).
+    /// A single row's [`RowPath`], as its index in [`RowPath::ALL`].
     row_path: std::sync::atomic::AtomicU8,
+}
+
+impl RowPath {
+    const ALL: [RowPath; 3] = [RowPath::Mv, RowPath::Mm, RowPath::Stream];
 }
 
 impl WeightT {
     /// Send a single row through `path`.
     pub(crate) fn set_row_path(&self, path: RowPath) {
-        let code = match path {
-            RowPath::Mv => 0,
-            RowPath::Mm => 1,
-            RowPath::Stream => 2,
-        };
+        let code = RowPath::ALL.iter().position(|&p| p == path).unwrap_or(0) as u8;
         self.row_path
             .store(code, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn row_path(&self) -> RowPath {
+        let code = self.row_path.load(std::sync::atomic::Ordering::Relaxed);
+        RowPath::ALL[code as usize % RowPath::ALL.len()]
     }
 
     /// `x (…, in) · wᵀ (+ b)` -> (…, out), for `w` (out, in) and `b` already in `x`'s dtype.
@@ -108,17 +113,16 @@ impl WeightT {
             Some(b) => y + b,
             None => y,
         };
-        if rows == 1 {
-            let path = self.row_path.load(std::sync::atomic::Ordering::Relaxed);
+        let path = self.row_path();
+        if rows == 1 && path != RowPath::Mm {
             let xv = x.reshape([inp]);
-            if path == 2 {
-                if let Some(y) = runtime::gemv::gemv(w, &xv, b) {
-                    return y.view(shape.as_slice()); // (…, out)
-                }
-            }
-            if path != 1 {
-                return add(w.mv(&xv).view(shape.as_slice())); // (…, out)
-            }
+            let streamed = (path == RowPath::Stream)
+                .then(|| runtime::gemv::gemv(w, &xv, b))
+                .flatten();
+            return match streamed {
+                Some(y) => y.view(shape.as_slice()), // (…, out), bias included
+                None => add(w.mv(&xv).view(shape.as_slice())), // (…, out)
+            };
         }
         let ptr = w.data_ptr() as usize;
         let mut slot = self.view.lock().unwrap_or_else(|e| e.into_inner());

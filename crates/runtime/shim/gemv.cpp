@@ -1,7 +1,7 @@
 // Batch-1 matrix-vector product for decode: y = W x (+ b), W (n, k) row-major, in f32 or
 // bf16 with f32 accumulation. A decode step reads every weight once, so its speed is how
-// fast the weights stream from memory; libtorch's mv/mm reach about half the measured
-// read bandwidth on the Zen 4 EPYC (results/speed/overhead). These loops read each row
+// fast the weights stream from memory; libtorch's default mv reached well under half the
+// measured read bandwidth on the Zen 4 EPYC (results/speed/overhead). These loops read each row
 // as one sequential stream with wide loads and one FMA (or, with AVX512-BF16, one
 // `vdpbf16ps`) per 64-byte load, the rows split across libtorch's own intra-op threads (at::parallel_for), so they run at the
 // thread count `tch::set_num_threads` chose. Kernels are picked at run time from what

@@ -17,25 +17,28 @@ constexpr size_t kHuge = size_t(2) << 20;
 }
 
 // A new contiguous tensor with `src`'s sizes, dtype and values in 2 MiB-aligned memory
-// advised for huge pages (freed with the tensor), as a new at::Tensor* for tch; or null
-// when `src` is not a CPU tensor or on any failure. `huge` is set to whether madvise took.
-extern "C" void *ladder_huge_copy(void *src, int *huge) noexcept {
+// advised for huge pages (freed with the tensor; plain pages where the kernel declines the
+// advice), as a new at::Tensor* for tch; or null when `src` is not a CPU tensor or on any
+// failure.
+extern "C" void *ladder_huge_copy(void *src) noexcept {
+  void *p = nullptr;
+  bool owned = false; // once the tensor holds `p`, its deleter frees it
   try {
     const at::Tensor &s = *static_cast<at::Tensor *>(src);
-    *huge = 0;
     if (!s.device().is_cpu()) return nullptr;
     const size_t bytes = size_t(s.numel()) * s.element_size();
     const size_t len = (bytes + kHuge - 1) / kHuge * kHuge;
-    void *p = nullptr;
     if (len == 0 || posix_memalign(&p, kHuge, len) != 0) return nullptr;
 #if defined(MADV_HUGEPAGE)
-    *huge = madvise(p, len, MADV_HUGEPAGE) == 0 ? 1 : 0; // before the first touch
+    madvise(p, len, MADV_HUGEPAGE); // before the first touch; ignored where THP is off
 #endif
     at::Tensor t = at::from_blob(
         p, s.sizes(), [](void *q) { std::free(q); }, s.options());
+    owned = true;
     t.copy_(s);
     return new at::Tensor(std::move(t));
   } catch (...) {
+    if (!owned) std::free(p);
     return nullptr;
   }
 }

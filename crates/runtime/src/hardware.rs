@@ -286,9 +286,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// A buffer for measuring read bandwidth again and again, e.g. right before each timed
-/// repeat of a decode benchmark: the bandwidth of a shared VM drifts (by up to 2× within
-/// minutes on the 2-core EPYC; results/speed/overhead records it per variant), so a
-/// roofline measured minutes apart from the run it judges can be off by as much.
+/// repeat of a decode benchmark: the bandwidth of a shared VM drifts (1.7× between the
+/// variants of one `just speed-overhead` run on the 2-core EPYC, which records it per
+/// variant), so a roofline measured minutes apart from the run it judges can be off by as
+/// much.
 pub struct BandwidthProbe {
     buf: Tensor,
 }
@@ -298,7 +299,7 @@ impl BandwidthProbe {
     /// `model::gemv`), touched once.
     pub fn new(device: Device, bytes: u64) -> Self {
         let x = Tensor::ones([(bytes / 4) as i64], (Kind::Float, device));
-        let buf = crate::pages::huge_copy(&x).map_or(x, |(t, _)| t);
+        let buf = crate::pages::huge_copy(&x).unwrap_or(x);
         let _ = buf.sum(Kind::Float).double_value(&[]); // warm-up
         Self { buf }
     }
@@ -379,21 +380,10 @@ pub fn load_or_measure_with(
     facts: &Facts,
     measure: impl FnOnce() -> Measured,
 ) -> Result<MachineRecord> {
-    let records = read_records(path);
+    let mut records = read_records(path);
     if let Some(r) = records.iter().find(|r| &r.facts == facts) {
         return Ok(r.clone());
     }
-    measure_into(path, records, facts, measure)
-}
-
-/// Measure now and put the record in the cache at `path` (replacing any for `facts`).
-fn measure_into(
-    path: &Path,
-    mut records: Vec<MachineRecord>,
-    facts: &Facts,
-    measure: impl FnOnce() -> Measured,
-) -> Result<MachineRecord> {
-    records.retain(|r| &r.facts != facts);
     tracing::info!(
         "measuring matmul peaks and memory bandwidth of this machine ({} threads; cached in {}) ...",
         facts.threads,

@@ -19,10 +19,13 @@ pub const MALLOC_VAR: &str = "LADDER_MALLOC";
 /// glibc serves every allocation of 32 MiB or more (libtorch's logits, activations and
 /// their gradients) with a fresh `mmap` and returns it with `munmap` when freed, so each
 /// training step faults in and zeroes hundreds of MB of new pages: in a `perf` profile of
-/// the speed preset's training step that kernel work was as large a share as the matrix
-/// multiplies' spare time (`just profile-train`, results/speed/profile). With `mmap` off
-/// and trimming off (`mallopt(M_MMAP_MAX, 0)`, `mallopt(M_TRIM_THRESHOLD, INT_MAX)`) the
-/// memory freed by one step serves the next, as PyTorch's caching allocator does on GPUs;
+/// the speed preset's training step that kernel work was the largest cost after the matrix
+/// multiplies (`just profile-train`, results/speed/profile). With `mmap` off and trimming
+/// off (`mallopt(M_MMAP_MAX, 0)`, `mallopt(M_TRIM_THRESHOLD, INT_MAX)`) the memory the main
+/// thread frees in one step serves the next, as PyTorch's caching allocator does on GPUs
+/// (other threads keep their own arenas, which still map their largest blocks: forcing one
+/// arena for all, `M_ARENA_MAX = 1`, made bf16 SDPA training much slower in a trial, on
+/// lock contention);
 /// the price is a higher peak resident set (the heap keeps its high-water mark and its
 /// holes). `LADDER_MALLOC=system` keeps glibc's defaults. A no-op off glibc.
 pub fn keep_freed_memory() -> bool {
