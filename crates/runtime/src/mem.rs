@@ -21,23 +21,26 @@ pub const MALLOC_VAR: &str = "LADDER_MALLOC";
 /// training step faults in and zeroes hundreds of MB of new pages: in a `perf` profile of
 /// the speed preset's training step that kernel work was the largest cost after the matrix
 /// multiplies (`just profile-train`, results/speed/profile). With `mmap` off and trimming
-/// off (`mallopt(M_MMAP_MAX, 0)`, `mallopt(M_TRIM_THRESHOLD, INT_MAX)`) the memory the main
+/// off (`mallopt(M_MMAP_MAX, 0)`, `mallopt(M_TRIM_THRESHOLD, -1)`) the memory the main
 /// thread frees in one step serves the next, as PyTorch's caching allocator does on GPUs
 /// (other threads keep their own arenas, which still map their largest blocks: forcing one
 /// arena for all, `M_ARENA_MAX = 1`, made bf16 SDPA training much slower in a trial, on
-/// lock contention);
-/// the price is a higher peak resident set (the heap keeps its high-water mark and its
-/// holes). `LADDER_MALLOC=system` keeps glibc's defaults. A no-op off glibc.
+/// lock contention). The threshold must be -1 (glibc reads it as `SIZE_MAX`: never trim),
+/// not `INT_MAX`: the speed preset frees more than 2 GiB at the end of each backward pass,
+/// and a 2 GiB threshold gave all of it back, to be faulted in again at the next step
+/// (`crates/runtime/tests/malloc.rs` frees 2.25 GiB); the price is a higher peak resident
+/// set (the heap keeps its high-water mark and its holes). `LADDER_MALLOC=system` keeps glibc's defaults. A no-op off glibc.
 pub fn keep_freed_memory() -> bool {
     if std::env::var(MALLOC_VAR).is_ok_and(|v| v.trim() == "system") {
         return false;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // SAFETY: mallopt only changes glibc's allocation thresholds; both values are valid.
+        // SAFETY: mallopt only changes glibc's allocation thresholds; both values are valid
+        // (mallopt(3): "Setting M_TRIM_THRESHOLD to -1 disables trimming completely").
         unsafe {
             libc::mallopt(libc::M_MMAP_MAX, 0) == 1
-                && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, -1) == 1
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

@@ -7,6 +7,48 @@ use tch::{Device, Kind, Tensor};
 fn main() {
     freed_memory_stays_in_the_process();
     println!("test freed_memory_stays_in_the_process ... ok");
+    more_than_2_gib_freed_at_once_stays_too();
+    println!("test more_than_2_gib_freed_at_once_stays_too ... ok");
+}
+
+/// Minor page faults of this process so far (getrusage allocates nothing).
+fn minor_faults() -> i64 {
+    // SAFETY: getrusage writes one rusage into the zeroed struct it is given.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut u), 0);
+        u.ru_minflt
+    }
+}
+
+/// The speed preset frees more than 2 GiB at the end of each backward pass. A trim threshold
+/// of `INT_MAX` (2 GiB) gave such a block back to the OS at `free`, so the next step faulted
+/// every page in again; -1 (never trim) keeps it. Plain malloc/free, with nothing allocated
+/// in between, so the block is freed next to the top of the heap, where trimming happens.
+fn more_than_2_gib_freed_at_once_stays_too() {
+    if std::env::var(runtime::mem::MALLOC_VAR).is_ok() {
+        return;
+    }
+    let bytes: usize = 9 << 28; // 2.25 GiB
+    let pages = (bytes / 4096) as i64;
+    // SAFETY: each block is checked for null, written within its size and freed once.
+    unsafe {
+        let p = libc::malloc(bytes).cast::<u8>();
+        assert!(!p.is_null(), "malloc({bytes})");
+        std::ptr::write_bytes(p, 1, bytes);
+        // black_box: otherwise the compiler may drop the whole malloc/write/free pair.
+        libc::free(std::hint::black_box(p).cast());
+        let before = minor_faults();
+        let q = libc::malloc(bytes).cast::<u8>();
+        assert!(!q.is_null(), "malloc({bytes})");
+        std::ptr::write_bytes(q, 2, bytes);
+        let faults = minor_faults() - before;
+        libc::free(std::hint::black_box(q).cast());
+        assert!(
+            faults < pages / 10,
+            "the freed 2.25 GiB went back to the OS: writing it again faulted {faults} of {pages} pages"
+        );
+    }
 }
 
 fn freed_memory_stays_in_the_process() {

@@ -38,7 +38,9 @@ impl Budget {
         let mut spent = 0.0;
         let mut warmups = 0;
         while warmups < self.warmup.max(1) {
-            spent += f()?;
+            let s = f()?;
+            tracing::debug!(warmup = warmups, secs = s, "warm-up");
+            spent += s;
             warmups += 1;
             if spent >= self.max_seconds * WARMUP_SHARE {
                 break;
@@ -57,6 +59,7 @@ impl Budget {
                 }
             }
             let s = f()?;
+            tracing::debug!(repeat = secs.len(), secs = s, "timed");
             spent += s;
             secs.push(s);
         }
