@@ -192,32 +192,50 @@ speed-vs-pytorch *ARGS:
     target/release/speed_compare --command "just speed-vs-pytorch {{ARGS}}"
     if [ -f results/speed/rungs/1_original.csv ]; then target/release/speed_report > /dev/null; fi
 
-# Ladder beside its peers on this machine, in one run (issue #16, ~10 min): training on the
-# speed preset and on shakespeare_char_cpu vs our PyTorch eager reference (bench/), GPT-2 124M
+# Ladder beside its peers on this machine, in one run (issue #16, ~25 min): training on the
+# speed preset and on shakespeare_char_cpu vs our PyTorch eager reference (bench/) and the
+# nano-gpt package from PyPI (a nanoGPT-style GPT-2, eager and torch.compile'd), GPT-2 124M
 # decode vs HF transformers `generate` and the bandwidth roofline; bf16 too where the CPU runs it
 # natively. Rows in results/speed/peers/, the table in results/speed/peers.md. Needs the full
-# torch install and transformers from PyPI, which this recipe makes. Keep the machine idle.
+# torch install, transformers and nano-gpt from PyPI (made here); keep the machine idle.
 speed-peers ITERS="200":
     #!/usr/bin/env bash
     set -euo pipefail
     scripts/setup-libtorch.sh full
     .venv/bin/python -c "import transformers" 2>/dev/null \
         || .venv/bin/pip install -q --disable-pip-version-check transformers==5.24.0
+    .venv/bin/python -c "import nano_gpt" 2>/dev/null \
+        || .venv/bin/pip install -q --disable-pip-version-check nano-gpt==0.1.0
     cargo build --release -p experiments --bins
     out=results/speed/peers
     rm -rf "$out" runs/peers && mkdir -p "$out/char"
     dtypes=$(target/release/speed_peers --dtypes)
     echo "speed-peers: precisions on this CPU: $dtypes"
+    bench() { .venv/bin/python bench/speed.py "$@"; }
     # 1. The speed preset (6 layers, 12 heads, 384 wide, vocab 50,304, batch 8 x 256): each
-    #    Ladder rung right before PyTorch on the same dtype and kernel (the machine drifts).
-    for cfg in "1_original fp32 naive" "2_bf16 bf16 naive" "3_flash bf16 sdpa"; do set -- $cfg
+    #    Ladder rung right before the peers on the same dtype and kernel (the machine drifts).
+    #    The nano-gpt peer has SDPA only: the fp32 rung also runs with --attention sdpa.
+    preset=(--n-layer 6 --n-head 12 --n-embd 384 --vocab-size 50304 --block-size 512 --batch 8
+            --seq-len 256 --warmup 2 --repeats 5 --steps 1 --csv "$out/train_preset/pytorch.csv")
+    for cfg in "1_original fp32 naive" "1_original fp32 sdpa" "2_bf16 bf16 naive" "3_flash bf16 sdpa"; do
+        set -- $cfg
         [[ $dtypes == *$2* ]] || continue
-        target/release/speed_$1 --phases train --out "$out/train_preset"
-        .venv/bin/python bench/speed.py --n-layer 6 --n-head 12 --n-embd 384 --vocab-size 50304 \
-            --block-size 512 --batch 8 --seq-len 256 --dtype $2 --attention $3 \
-            --warmup 2 --repeats 5 --steps 1 --csv "$out/train_preset/pytorch.csv"
+        if [[ $1 == 1_original && $3 == sdpa ]]; then
+            target/release/speed_$1 --phases train --attention sdpa --out "$out/train_preset/sdpa"
+        else
+            target/release/speed_$1 --phases train --out "$out/train_preset"
+        fi
+        bench "${preset[@]}" --dtype $2 --attention $3
+        if [[ $3 == sdpa ]]; then
+            bench "${preset[@]}" --dtype $2 --attention sdpa --impl nano-gpt
+            bench "${preset[@]}" --dtype $2 --attention sdpa --impl nano-gpt --compile
+        fi
     done
-    # 2. shakespeare_char_cpu, {{ITERS}} steps each (eval cut to one batch: not timed anyway).
+    # 2. shakespeare_char_cpu, {{ITERS}} steps each (eval cut to one batch: not timed anyway);
+    #    the nano-gpt peer at the same shape, 5 x 10 timed steps on random ids.
+    char=(--n-layer 4 --n-head 4 --n-embd 128 --vocab-size 65 --block-size 128 --batch 32
+          --seq-len 128 --attention sdpa --impl nano-gpt --warmup 3 --repeats 5 --steps 10
+          --csv "$out/char/nano_gpt.csv")
     for dt in $dtypes; do
         target/release/train experiments/shakespeare_char_cpu.toml --quiet --set train.max_iters={{ITERS}} \
             --set train.eval_iters=1 --set model.dtype=$dt --set run.out_dir=runs/peers/ladder_$dt
@@ -230,6 +248,8 @@ speed-peers ITERS="200":
         .venv/bin/python bench/train.py experiments/shakespeare_char_cpu.toml --max-iters {{ITERS}} \
             --set train.eval_iters=1 --set model.dtype=$dt --set model.attention=sdpa --out runs/peers/pytorch_$dt
         cp runs/peers/pytorch_$dt/metrics.csv "$out/char/pytorch_$dt.csv"
+        bench "${char[@]}" --dtype $dt
+        bench "${char[@]}" --dtype $dt --compile
     done
     # 3. GPT-2 124M decode, batch 1, prompt 64 + 128 new tokens.
     target/release/speed_sweep --only real-size --real-size --out "$out/decode" --command "just speed-peers"

@@ -5,7 +5,14 @@ AdamW step on synthetic token ids, the number `just speed-vs-pytorch` puts besid
     python bench/speed.py --n-layer 6 --n-head 6 --n-embd 384 --vocab-size 50304 --block-size 256
 
 One step = zero_grad + forward (mean cross-entropy) + backward + AdamW step (foreach=False,
-no clipping), on one fixed random batch (data loading is not timed). `--warmup` steps run
+no clipping), on one fixed random batch (data loading is not timed).
+
+`--impl nano-gpt` times a third-party peer instead of our reference: the `nano-gpt` package
+from PyPI (Allen Porter's packaging of Karpathy's build-nanogpt GPT-2: SDPA attention,
+tanh GELU, tied head, biases, its own `configure_optimizers` AdamW), the nearest thing to
+nanoGPT a package registry offers (`just speed-peers` installs it). `--compile` wraps either
+model in `torch.compile` (compilation happens in the untimed warm-up). bf16 is autocast, as
+nanoGPT does it. `--warmup` steps run
 first untimed; then `--repeats` timings of `--steps` steps each; tokens/sec is reported as
 the median (min, max) over the repeats. One CSV row is appended to `--csv` (header written
 when the file is new):
@@ -32,6 +39,25 @@ from gpt import GPT, PRESETS, GPTConfig, configure_optimizer
 COLUMNS = ["impl", "phase", "dtype", "attention", "n_kv_heads", "vocab_size", "batch", "seq_len",
            "tokens_per_sec", "tokens_per_sec_min", "tokens_per_sec_max", "ms_per_step", "threads",
            "torch_version", "device", "timestamp"]
+
+
+def nano_gpt_peer(cfg: GPTConfig, device: str):
+    """The nano-gpt package's model and optimizer at our shape (SDPA attention only)."""
+    if cfg.attention != "sdpa":
+        sys.exit("error: --impl nano-gpt has SDPA attention only (use --attention sdpa)")
+    if cfg.n_kv_heads != cfg.n_head or cfg.intermediate_size not in (None, 4 * cfg.n_embd):
+        sys.exit("error: --impl nano-gpt is GPT-2 only: no --n-kv-heads, no --intermediate-size")
+    try:
+        from nano_gpt.config import GPTConfig as PeerConfig
+        from nano_gpt.model import GPT as PeerGPT
+    except ImportError as e:
+        sys.exit(f"error: --impl nano-gpt needs the nano-gpt package "
+                 f"(pip install nano-gpt==0.1.0): {e}")
+    peer = PeerConfig(block_size=cfg.block_size, vocab_size=cfg.vocab_size, n_layer=cfg.n_layer,
+                      n_head=cfg.n_head, n_embd=cfg.n_embd)
+    model = PeerGPT(peer, tokenizer=None).to(device)
+    opt = model.configure_optimizers(weight_decay=0.1, learning_rate=6e-4, use_fused=False)
+    return model, opt
 
 
 def build_config(a: argparse.Namespace) -> GPTConfig:
@@ -75,6 +101,9 @@ def main() -> None:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--csv", type=Path, help="append the result row here")
+    ap.add_argument("--impl", default="pytorch", choices=["pytorch", "nano-gpt"],
+                    help="pytorch: our reference (bench/gpt.py); nano-gpt: the PyPI package")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     a = ap.parse_args()
 
     cfg = build_config(a)
@@ -88,9 +117,22 @@ def main() -> None:
     torch.set_num_threads(threads)
     torch.manual_seed(a.seed)
 
-    model = GPT(cfg).to(device)
+    if a.impl == "nano-gpt":
+        model, opt = nano_gpt_peer(cfg, device)
+    else:
+        model = GPT(cfg).to(device)
+        opt = configure_optimizer(model, 6e-4, 0.1, (0.9, 0.95), 1e-8)
     model.train()
-    opt = configure_optimizer(model, 6e-4, 0.1, (0.9, 0.95), 1e-8)
+    n_params = sum(p.numel() for p in model.parameters())
+    impl = a.impl + ("+compile" if a.compile else "")
+    if a.compile:
+        # Compile in this process: inductor's pool of compile workers would otherwise still
+        # be busy on the 2 cores while the timed steps run.
+        import torch._inductor.config as inductor_config
+        inductor_config.compile_threads = 1
+        model = torch.compile(model)
+    if a.warmup < 1 and a.compile:
+        sys.exit("error: --compile needs --warmup 1 or more (the first step compiles)")
     ctx = torch.autocast(device, dtype=torch.bfloat16) if cfg.dtype == "bf16" else nullcontext()
     x = torch.randint(cfg.vocab_size, (a.batch, T), device=device)
     y = torch.randint(cfg.vocab_size, (a.batch, T), device=device)
@@ -106,7 +148,7 @@ def main() -> None:
         loss.backward()
         opt.step()
 
-    print(f"pytorch {torch.__version__} | {device} | threads {threads} | params {model.num_params():,} | "
+    print(f"{impl} (torch {torch.__version__}) | {device} | threads {threads} | params {n_params:,} | "
           f"{cfg.dtype} {cfg.attention} n_kv_heads {cfg.n_kv_heads} | batch {a.batch} x seq {T}",
           flush=True)
     for _ in range(a.warmup):
@@ -125,7 +167,7 @@ def main() -> None:
 
     dev_name = "cpu" if device == "cpu" else f"cuda ({torch.cuda.get_device_name()})"
     row = {
-        "impl": "pytorch", "phase": "train", "dtype": cfg.dtype, "attention": cfg.attention,
+        "impl": impl, "phase": "train", "dtype": cfg.dtype, "attention": cfg.attention,
         "n_kv_heads": cfg.n_kv_heads, "vocab_size": cfg.vocab_size, "batch": a.batch, "seq_len": T,
         "tokens_per_sec": f"{statistics.median(rates):.1f}",
         "tokens_per_sec_min": f"{min(rates):.1f}", "tokens_per_sec_max": f"{max(rates):.1f}",

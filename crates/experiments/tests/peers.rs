@@ -1,6 +1,7 @@
 //! `speed_peers`' table (issue #16) from hand-made rows: each workload is matched with its
 //! peer, the ratio points the right way (tokens/s vs ms/step), and the verdicts follow the
-//! targets (1.3× the PyTorch reference, 75 % of the roofline, faster than transformers).
+//! targets (1.3× the PyTorch reference and nano-gpt eager, 75 % of the roofline, faster than
+//! transformers; none for the `torch.compile`d column).
 use experiments::speed::peers;
 use std::path::Path;
 
@@ -27,8 +28,16 @@ fn rows_pair_workloads_with_their_peers_and_judge_the_targets() {
     );
     put(
         dir,
+        "train_preset/sdpa/rungs/1_original.csv",
+        &format!("{head}\ntrain,fp32,sdpa,130,120,140\n"),
+    );
+    put(
+        dir,
         "train_preset/pytorch.csv",
-        &format!("{head}\ntrain,fp32,naive,100,90,110\ntrain,bf16,sdpa,100,95,105\n"),
+        &format!(
+            "impl,{head}\npytorch,train,fp32,naive,100,90,110\npytorch,train,bf16,sdpa,100,95,105\n\
+             nano-gpt,train,fp32,sdpa,90,80,95\nnano-gpt+compile,train,fp32,sdpa,120,110,125\n"
+        ),
     );
     // ms/step: rows before step 10 are left out; the median of the rest counts.
     put(
@@ -45,17 +54,22 @@ fn rows_pair_workloads_with_their_peers_and_judge_the_targets() {
     put(dir, "decode/transformers.csv", "dtype,tokens_per_sec,tokens_per_sec_min,tokens_per_sec_max,transformers_version\nfp32,50,49,51,5.0\n");
 
     let preset = peers::preset_rows(dir).unwrap();
-    assert_eq!(preset.len(), 2);
+    assert_eq!(preset.len(), 4, "{preset:#?}");
     assert!(
-        (preset[0].ratio - 1.4).abs() < 1e-9 && preset[0].met,
+        (preset[0].ratio - 1.4).abs() < 1e-9 && preset[0].met == Some(true),
         "{:?}",
         preset[0]
     );
     assert!(
-        (preset[1].ratio - 1.1).abs() < 1e-9 && !preset[1].met,
+        (preset[1].ratio - 1.1).abs() < 1e-9 && preset[1].met == Some(false),
         "{:?}",
         preset[1]
     );
+    // The fp32 SDPA run (train_preset/sdpa) meets the nano-gpt peers, matched on the kernel.
+    assert!(preset[2].peer.contains("nano-gpt") && preset[2].peer.contains("eager"));
+    assert!((preset[2].ratio - 130.0 / 90.0).abs() < 1e-9 && preset[2].met == Some(true));
+    assert!(preset[3].peer.contains("torch.compile"));
+    assert!((preset[3].ratio - 130.0 / 120.0).abs() < 1e-9 && preset[3].met.is_none());
 
     put(
         dir,
@@ -67,8 +81,26 @@ fn rows_pair_workloads_with_their_peers_and_judge_the_targets() {
         "char/ladder_auto_fp32.summary.json",
         r#"{"settings": {"attention": "naive"}}"#,
     );
+    // nano-gpt at the char shape: 32 × 128 = 4,096 tokens per step, so 40,960 tok/s is 100 ms.
+    put(
+        dir,
+        "char/nano_gpt.csv",
+        "impl,dtype,batch,seq_len,tokens_per_sec,tokens_per_sec_min,tokens_per_sec_max\n\
+         nano-gpt,fp32,32,128,40960,20480,81920\nnano-gpt,bf16,32,128,1,1,1\n",
+    );
     let char_rows = peers::char_rows(dir).unwrap();
+    let (nano, char_rows): (Vec<_>, Vec<_>) = char_rows
+        .into_iter()
+        .partition(|r| r.peer.contains("nano-gpt"));
     assert_eq!(char_rows.len(), 2, "sdpa and auto; no bf16 files");
+    assert_eq!(
+        nano.len(),
+        2,
+        "each Ladder run vs nano-gpt eager: {nano:#?}"
+    );
+    assert!((nano[0].peer_value - 100.0).abs() < 1e-9);
+    assert_eq!((nano[0].peer_min, nano[0].peer_max), (50.0, 200.0));
+    assert!((nano[0].ratio - 100.0 / 75.0).abs() < 1e-9 && nano[0].met == Some(true));
     assert!(
         char_rows[1].workload.contains("auto (chose naive)"),
         "{:?}",
@@ -76,7 +108,7 @@ fn rows_pair_workloads_with_their_peers_and_judge_the_targets() {
     );
     assert!((char_rows[1].ratio - 2.0).abs() < 1e-9);
     // 100 ms for the peer over 75 ms (the median from step 10 on) for us.
-    assert!((char_rows[0].ratio - 100.0 / 75.0).abs() < 1e-9 && char_rows[0].met);
+    assert!((char_rows[0].ratio - 100.0 / 75.0).abs() < 1e-9 && char_rows[0].met == Some(true));
     assert_eq!(
         (char_rows[0].ladder_min, char_rows[0].ladder_max),
         (70.0, 80.0)
@@ -89,19 +121,25 @@ fn rows_pair_workloads_with_their_peers_and_judge_the_targets() {
         "the skipped bf16 point is not reported: {decode:?}"
     );
     assert!(
-        (decode[0].ratio - 0.8).abs() < 1e-9 && decode[0].met,
+        (decode[0].ratio - 0.8).abs() < 1e-9 && decode[0].met == Some(true),
         "80 % of the roofline"
     );
     assert!(
-        (decode[1].ratio - 0.8).abs() < 1e-9 && !decode[1].met,
+        (decode[1].ratio - 0.8).abs() < 1e-9 && decode[1].met == Some(false),
         "slower than transformers"
     );
 
     let out = dir.join("peers.md");
-    let rows: Vec<_> = preset.into_iter().chain(char_rows).chain(decode).collect();
+    let rows: Vec<_> = preset
+        .into_iter()
+        .chain(char_rows)
+        .chain(nano)
+        .chain(decode)
+        .collect();
     peers::write(&rows, &out, "test", "a machine").unwrap();
     let md = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(md.matches("| yes |").count(), 4, "{md}");
+    assert_eq!(md.matches("| yes |").count(), 7, "{md}");
     assert_eq!(md.matches("| **no** |").count(), 2, "{md}");
+    assert_eq!(md.matches("| — |").count(), 1, "{md}");
     assert!(dir.join("peers.csv").exists());
 }

@@ -118,6 +118,10 @@ pub struct SpeedArgs {
     /// Random seed for weights and token ids.
     #[arg(long, default_value_t = 1337)]
     pub seed: i64,
+    /// Attention kernel (naive or sdpa) instead of the rung's own, e.g. to time the fp32 rung
+    /// beside a peer that has SDPA only (`just speed-peers`); the rows record the kernel.
+    #[arg(long, value_name = "KERNEL")]
+    pub attention: Option<model::AttnKernel>,
     /// Internal (hidden from --help): measure only this rung's `--child-phase` and write its
     /// rows to `--child-out`. The binary runs itself this way once per phase (see
     /// `measure_in_children`); the other flags are the parent's, passed through unchanged.
@@ -195,6 +199,9 @@ pub fn main(rungs: &[SpeedRung]) -> Result<()> {
     for &rung in rungs {
         let (mut cfg, mut run) = (base.clone(), RunSettings::default());
         rung.apply(&mut cfg, &mut run, &knobs);
+        if let Some(kernel) = args.attention {
+            run.kernel = kernel;
+        }
         // The rung's precision resolved on this machine (the parent logs the choice, and any
         // emulated-bf16 warning, once per rung).
         run.dtype = if child.is_some() {
