@@ -17,13 +17,15 @@ first untimed; then `--repeats` timings of `--steps` steps each; tokens/sec is r
 the median (min, max) over the repeats. One CSV row is appended to `--csv` (header written
 when the file is new):
 impl,phase,dtype,attention,n_kv_heads,vocab_size,batch,seq_len,tokens_per_sec,
-tokens_per_sec_min,tokens_per_sec_max,ms_per_step,threads,torch_version,device,timestamp
+tokens_per_sec_min,tokens_per_sec_max,ms_per_step,threads,torch_version,device,timestamp,
+page_faults_per_step (minor page faults per timed step: fresh pages the kernel maps and zeroes)
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import resource
 import datetime as dt
 import os
 import statistics
@@ -38,7 +40,7 @@ from gpt import GPT, PRESETS, GPTConfig, configure_optimizer
 
 COLUMNS = ["impl", "phase", "dtype", "attention", "n_kv_heads", "vocab_size", "batch", "seq_len",
            "tokens_per_sec", "tokens_per_sec_min", "tokens_per_sec_max", "ms_per_step", "threads",
-           "torch_version", "device", "timestamp"]
+           "torch_version", "device", "timestamp", "page_faults_per_step"]
 
 
 def nano_gpt_peer(cfg: GPTConfig, device: str):
@@ -155,6 +157,7 @@ def main() -> None:
         step()
     sync()
     rates, ms = [], []
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for r in range(a.repeats):
         t0 = time.perf_counter()
         for _ in range(a.steps):
@@ -165,6 +168,7 @@ def main() -> None:
         ms.append(1000 * elapsed / a.steps)
         print(f"repeat {r + 1}/{a.repeats}: {rates[-1]:,.0f} tok/s, {ms[-1]:.1f} ms/step", flush=True)
 
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / (a.repeats * a.steps)
     dev_name = "cpu" if device == "cpu" else f"cuda ({torch.cuda.get_device_name()})"
     row = {
         "impl": impl, "phase": "train", "dtype": cfg.dtype, "attention": cfg.attention,
@@ -174,14 +178,18 @@ def main() -> None:
         "ms_per_step": f"{statistics.median(ms):.2f}", "threads": threads,
         "torch_version": torch.__version__, "device": dev_name,
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "page_faults_per_step": f"{faults:.0f}",
     }
     print(f"median {row['tokens_per_sec']} tok/s (min {row['tokens_per_sec_min']}, "
-          f"max {row['tokens_per_sec_max']}), {row['ms_per_step']} ms/step")
+          f"max {row['tokens_per_sec_max']}), {row['ms_per_step']} ms/step, "
+          f"{row['page_faults_per_step']} page faults/step")
     if a.csv:
         new = not a.csv.exists() or a.csv.stat().st_size == 0
         a.csv.parent.mkdir(parents=True, exist_ok=True)
+        # An existing file keeps its own header (one written before a column was added).
+        fields = COLUMNS if new else next(csv.reader(open(a.csv, newline="")))
         with open(a.csv, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS)
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:
                 w.writeheader()
             w.writerow(row)

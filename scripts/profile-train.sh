@@ -17,15 +17,15 @@ flags=$(grep -o 'avx2\|avx512_bf16\|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' 
 model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 report() { perf report -i "$1" --no-children --sort dso,sym --stdio -q 2>/dev/null > "$2"; }
 perf record -q -e cpu-clock -F 999 -o "$tmp/ladder.data" -- \
-  target/release/speed_1_original --phases train --warmup 1 --repeats 4 --out "$tmp/run" > /dev/null
+  target/release/speed_1_original --phases train --warmup 3 --repeats 4 --out "$tmp/run" > /dev/null
 report "$tmp/ladder.data" "$tmp/ladder.txt"
 LADDER_MALLOC=system perf record -q -e cpu-clock -F 999 -o "$tmp/ladder_system.data" -- \
-  target/release/speed_1_original --phases train --warmup 1 --repeats 4 --out "$tmp/run" > /dev/null
+  target/release/speed_1_original --phases train --warmup 3 --repeats 4 --out "$tmp/run_system" > /dev/null
 report "$tmp/ladder_system.data" "$tmp/ladder_system.txt"
 perf record -q -e cpu-clock -F 999 -o "$tmp/pytorch.data" -- \
   .venv/bin/python bench/speed.py --n-layer 6 --n-head 12 --n-embd 384 --vocab-size 50304 \
   --block-size 512 --batch 8 --seq-len 256 --dtype fp32 --attention naive \
-  --warmup 1 --repeats 4 --steps 1 --csv "$tmp/pytorch.csv" > /dev/null
+  --warmup 3 --repeats 4 --steps 1 --csv "$tmp/pytorch.csv" > /dev/null
 report "$tmp/pytorch.data" "$tmp/pytorch.txt"
 # shakespeare_char_cpu (4 layers, 128 wide, batch 32 x 128), fp32, sdpa: 60 steps each.
 char=(experiments/shakespeare_char_cpu.toml --set train.eval_iters=1 --set train.eval_interval=1000
@@ -42,13 +42,22 @@ report "$tmp/char_pytorch.data" "$tmp/char_pytorch.txt"
   echo
   echo "Command: \`just profile-train\` · git $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty) · $(date -u +%Y-%m-%dT%H:%M:%SZ) · machine: $model ($(nproc) logical cores; $flags)"
   echo
-  echo "The speed preset (6 layers, 12 heads, 384 wide, vocab 50,304, batch 8 × 256), fp32, naive attention, forward + backward + optimizer, each side's own benchmark (\`speed_1_original --phases train\`, \`bench/speed.py\`) under \`perf record -e cpu-clock\`, warm-up and start-up included; Ladder twice: as it runs (freed memory kept in the process, \`runtime::mem::keep_freed_memory\`) and with glibc's defaults (\`LADDER_MALLOC=system\`), which PyTorch runs with. Shares of all samples on both cores, grouped by kernel family from the symbol names (\`bench/perf_summary.py\`); \"OpenMP threads waiting\" is a worker spinning or sleeping between parallel regions."
+  echo "The speed preset (6 layers, 12 heads, 384 wide, vocab 50,304, batch 8 × 256), fp32, naive attention, forward + backward + optimizer, each side's own benchmark (\`speed_1_original --phases train\`, \`bench/speed.py\`) under \`perf record -e cpu-clock\`, 3 warm-up and 4 timed steps, start-up included; Ladder twice: as it runs (freed memory kept in the process, \`runtime::mem::keep_freed_memory\`) and with glibc's defaults (\`LADDER_MALLOC=system\`), which PyTorch runs with. Shares of all samples on both cores, grouped by kernel family from the symbol names (\`bench/perf_summary.py\`); \"OpenMP threads waiting\" is a worker spinning or sleeping between parallel regions."
   echo
   echo "| workload | family | share of samples |"
   echo "|---|---|---:|"
   .venv/bin/python bench/perf_summary.py "Ladder" "$tmp/ladder.txt" "$out/profile.csv"
   .venv/bin/python bench/perf_summary.py "Ladder, LADDER_MALLOC=system" "$tmp/ladder_system.txt" "$out/profile.csv"
   .venv/bin/python bench/perf_summary.py "PyTorch eager (bench/)" "$tmp/pytorch.txt" "$out/profile.csv"
+  echo
+  echo "Start-up and warm-up fault in every page once, on both sides, so the shares above mix them with the steady state. Minor page faults per timed step, after the warm-up, from the same runs (\`getrusage\`; each is a fresh page the kernel maps and zeroes):"
+  echo
+  echo "| workload | page faults per step |"
+  echo "|---|---:|"
+  col() { .venv/bin/python -c 'import csv,sys; print(next(csv.DictReader(open(sys.argv[1])))[sys.argv[2]])' "$@"; }
+  echo "| Ladder | $(col "$tmp/run/rungs/1_original.csv" page_faults_per_run) |"
+  echo "| Ladder, LADDER_MALLOC=system | $(col "$tmp/run_system/rungs/1_original.csv" page_faults_per_run) |"
+  echo "| PyTorch eager (bench/) | $(col "$tmp/pytorch.csv" page_faults_per_step) |"
   echo
   echo "shakespeare_char_cpu (4 layers, 4 heads, 128 wide, vocab 65, batch 32 × 128), fp32, sdpa attention, 60 training steps of each side's own loop (\`target/release/train\`, \`bench/train.py\`), start-up and data loading included:"
   echo

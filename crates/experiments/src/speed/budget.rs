@@ -30,6 +30,9 @@ pub struct Timed {
     pub budget_hit: bool,
     /// Warm-up + measured seconds.
     pub spent: f64,
+    /// Minor page faults per measured run (mean; 0 where the OS does not count them): memory
+    /// the kernel maps and zeroes afresh in the steady state, after the warm-up.
+    pub faults_per_run: f64,
 }
 
 impl Budget {
@@ -49,6 +52,7 @@ impl Budget {
         let min = self.min_repeats.max(1).min(self.repeats.max(1));
         let mut secs: Vec<f64> = Vec::new();
         let mut budget_hit = false;
+        let faults0 = runtime::mem::minor_faults();
         while secs.len() < self.repeats.max(1) {
             if secs.len() >= min {
                 // Stop when one more run (at the mean so far) would overrun the budget.
@@ -63,8 +67,12 @@ impl Budget {
             spent += s;
             secs.push(s);
         }
+        let faults = runtime::mem::minor_faults()
+            .zip(faults0)
+            .map_or(0, |(b, a)| b.saturating_sub(a));
         Ok(Timed {
             warmups,
+            faults_per_run: faults as f64 / secs.len() as f64,
             secs,
             budget_hit,
             spent,

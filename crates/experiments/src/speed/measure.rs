@@ -153,6 +153,7 @@ pub fn run_rung(
             phase_s: timed.spent,
             budget_hit: timed.budget_hit,
             note: work.note.clone(),
+            page_faults_per_run: timed.faults_per_run,
         });
     };
     let phases = |p: Phase| args.phases.contains(&p);

@@ -228,9 +228,9 @@ pub fn main(rungs: &[SpeedRung]) -> Result<()> {
         report::write_rows(&path, &rows)?;
         for r in &rows {
             eprintln!(
-                "  {:<20} {:<8} {:>10.0} tok/s  (min {:.0}, max {:.0})  {:>8.1} ms/step  MFU {:>5.1}%  peak RSS {:.2} GB",
+                "  {:<20} {:<8} {:>10.0} tok/s  (min {:.0}, max {:.0})  {:>8.1} ms/step  MFU {:>5.1}%  peak RSS {:.2} GB  page faults/run {:.0}",
                 r.rung, r.phase, r.tokens_per_sec, r.tokens_per_sec_min, r.tokens_per_sec_max, r.ms_per_step, 100.0 * r.mfu,
-                r.peak_rss_bytes as f64 / 1e9
+                r.peak_rss_bytes as f64 / 1e9, r.page_faults_per_run
             );
         }
         eprintln!("  rows written to {}", path.display());

@@ -47,6 +47,10 @@ pub struct Row {
     /// What differs from the rung's standard workload, and why (empty: nothing).
     #[serde(default)]
     pub note: String,
+    /// Minor page faults per measured run (a training step; a whole prefill or decode), after
+    /// the warm-up: fresh pages the kernel maps and zeroes (`runtime::mem::minor_faults`).
+    #[serde(default)]
+    pub page_faults_per_run: f64,
 }
 
 /// Write `rows` to `path` (replacing it), through a temporary file.
