@@ -11,16 +11,6 @@ fn main() {
     println!("test more_than_2_gib_freed_at_once_stays_too ... ok");
 }
 
-/// Minor page faults of this process so far (getrusage allocates nothing).
-fn minor_faults() -> i64 {
-    // SAFETY: getrusage writes one rusage into the zeroed struct it is given.
-    unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut u), 0);
-        u.ru_minflt
-    }
-}
-
 /// The speed preset frees more than 2 GiB at the end of each backward pass. A trim threshold
 /// of `INT_MAX` (2 GiB) gave such a block back to the OS at `free`, so the next step faulted
 /// every page in again; -1 (never trim) keeps it. Plain malloc/free, with nothing allocated
@@ -30,7 +20,7 @@ fn more_than_2_gib_freed_at_once_stays_too() {
         return;
     }
     let bytes: usize = 9 << 28; // 2.25 GiB
-    let pages = (bytes / 4096) as i64;
+    let pages = (bytes / 4096) as u64;
     // SAFETY: each block is checked for null, written within its size and freed once.
     unsafe {
         let p = libc::malloc(bytes).cast::<u8>();
@@ -38,11 +28,11 @@ fn more_than_2_gib_freed_at_once_stays_too() {
         std::ptr::write_bytes(p, 1, bytes);
         // black_box: otherwise the compiler may drop the whole malloc/write/free pair.
         libc::free(std::hint::black_box(p).cast());
-        let before = minor_faults();
+        let before = runtime::mem::minor_faults().expect("getrusage");
         let q = libc::malloc(bytes).cast::<u8>();
         assert!(!q.is_null(), "malloc({bytes})");
         std::ptr::write_bytes(q, 2, bytes);
-        let faults = minor_faults() - before;
+        let faults = runtime::mem::minor_faults().unwrap() - before;
         libc::free(std::hint::black_box(q).cast());
         assert!(
             faults < pages / 10,
