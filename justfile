@@ -61,7 +61,7 @@ speed-sweep *ARGS: setup
 
 # Per-token overhead, decode kernels and the training step (issue #16): stories260K greedy
 # decode at 1 and 2 threads against llama2.c's speed, GPT-2 124M decode with the default vs the
-# machine-tuned matmul kernels, and a gpt2_speed_cpu training step with the plain vs chunked
+# machine-tuned matmul kernels, and a gpt2_speed_cpu training step with the plain, chunked or fused
 # cross-entropy and the per-tensor vs flat AdamW (fp32, and bf16 where native), into
 # results/speed/overhead/ (~5 min; `--decode-only --kernel-runs 0` for seconds). Keep the
 # machine idle while it runs.

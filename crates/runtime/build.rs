@@ -1,6 +1,7 @@
 //! The shared libtorch rpath script, then the shims compiled against the same libtorch:
 //! inference mode (`shim/inference_mode.cpp`), gradient assignment (`shim/grad.cpp`), the
-//! decode matrix-vector kernel (`shim/gemv.cpp`) and huge-page tensors (`shim/pages.cpp`).
+//! decode matrix-vector kernel (`shim/gemv.cpp`), huge-page tensors (`shim/pages.cpp`) and
+//! the fused cross-entropy of the training step (`shim/xent.cpp`).
 #[path = "../../build/torch_rpath.rs"]
 mod torch_rpath;
 
@@ -25,6 +26,7 @@ fn main() {
         .file("shim/grad.cpp")
         .file("shim/gemv.cpp")
         .file("shim/pages.cpp")
+        .file("shim/xent.cpp")
         .include(&include)
         .flag("-std=c++17")
         .opt_level(3) // the gemv loops are hot even in debug test builds

@@ -291,16 +291,25 @@ impl Gpt {
     }
 
     /// Mean cross-entropy of the head over hidden states `h` (B, T, C) against `targets`
-    /// (B, T): chunked (`loss.rs`, the (B·T × V) logits never held at once) for a dense head
-    /// whose f32 logits would pass `loss::CHUNK_ABOVE_BYTES`, else through the full logits.
+    /// (B, T), for training: chunked (`loss.rs`, the (B·T × V) logits never held at once) for
+    /// a dense head whose f32 logits would pass `loss::CHUNK_ABOVE_BYTES`; else fused (the
+    /// logits turned into their gradient in one pass, `loss::fused_cross_entropy`) where the
+    /// CPU kernel applies; else through libtorch's loss on the full logits.
     fn head_loss(&self, h: &Tensor, targets: &Tensor) -> Tensor {
         let (c, rows) = (h.size()[2], targets.numel() as i64);
-        if self.head_q.is_some() || !crate::loss::should_chunk(rows, self.cfg.vocab_size as i64) {
+        if self.head_q.is_some() {
             return logits_ce(&self.head(h), targets);
         }
         let w = self.lm_head.as_ref().unwrap_or(&self.wte);
         let k = self.settings.dtype.kind();
-        crate::loss::chunked_cross_entropy(&h.reshape([-1, c]), w, &targets.view([-1]), k)
+        let (h2, t1) = (h.reshape([-1, c]), targets.view([-1]));
+        if crate::loss::should_chunk(rows, self.cfg.vocab_size as i64) {
+            return crate::loss::chunked_cross_entropy(&h2, w, &t1, k);
+        }
+        if let Some(loss) = crate::loss::fused_cross_entropy(&h2, w, &t1, k) {
+            return loss;
+        }
+        logits_ce(&self.head(h), targets)
     }
 
     /// Mean cross-entropy only.

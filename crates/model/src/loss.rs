@@ -10,6 +10,12 @@
 //! back through the same two matmuls autograd would run (`∂h = g·W`, `∂W += gᵀ·h`). The
 //! result is handed to autograd as a surrogate whose value is the loss and whose gradient
 //! is exactly the one computed here: `s − s.detach() + CE` with `s = Σ h⊙∂h + Σ W⊙∂W`.
+//!
+//! [`fused_cross_entropy`] is the unchunked form for when the logits fit: one buffer of
+//! logits in the compute dtype, turned into its own gradient in one pass by
+//! `runtime::xent` (one read and one write of the logits instead of libtorch's five or six,
+//! `exp` once instead of twice, no f32 copy in bf16), then the same two matmuls and the same
+//! surrogate.
 use crate::layers::as_kind;
 use tch::{Kind, Tensor};
 
@@ -71,4 +77,30 @@ pub fn chunked_cross_entropy_rows(
     });
     let s = (h * dh).sum(Kind::Float) + (w * as_kind(&dw, w.kind())).sum(Kind::Float);
     &s - s.detach() + ce
+}
+
+/// Mean cross-entropy of `h (N, C) · wᵀ` (`w` (V, C), cast to `compute` for the matmuls)
+/// against `targets` (N,), as a scalar f32 tensor whose backward sends the exact gradients
+/// into `h` and `w`, with the logits turned into their gradient in place by the fused kernel
+/// (`runtime::xent`). `None` where that kernel does not apply (see
+/// `runtime::xent::loss_and_grad_`: e.g. off the CPU, or a CPU without AVX2); callers then
+/// take libtorch's loss.
+pub fn fused_cross_entropy(
+    h: &Tensor,
+    w: &Tensor,
+    targets: &Tensor,
+    compute: Kind,
+) -> Option<Tensor> {
+    let n = h.size()[0];
+    let (dh, dw, ce) = tch::no_grad(|| {
+        let hd = as_kind(&h.detach(), compute); // (N, C)
+        let wd = as_kind(&w.detach(), compute); // (V, C)
+        let mut g = hd.mm(&wd.tr()); // logits (N, V), then ∂(mean CE)/∂logits in place
+        let rows = runtime::xent::loss_and_grad_(&mut g, &targets.contiguous(), 1.0 / n as f64)?;
+        let dh = g.mm(&wd); // (N, C)
+        let dw = g.tr().mm(&hd); // (V, C)
+        Some((dh, dw, rows.sum(Kind::Float) / n as f64))
+    })?;
+    let s = (h * dh).sum(Kind::Float) + (w * as_kind(&dw, w.kind())).sum(Kind::Float);
+    Some(&s - s.detach() + ce)
 }

@@ -1,9 +1,10 @@
-//! The chunked cross-entropy (`model::loss`, issue #16) equals the plain one — value and
-//! gradients — for any block size, in f32 and with bf16 matmuls, and the model's training
-//! loss (which uses it) equals `Gpt::loss` with the same gradients on every parameter.
+//! The chunked and the fused cross-entropy (`model::loss`, issue #16) equal the plain one —
+//! value and gradients — for any block size and at every kernel level this CPU has, in f32
+//! and with bf16 matmuls, and the model's training loss (which uses them) equals `Gpt::loss`
+//! with the same gradients on every parameter.
 mod common;
 use common::max_abs_diff;
-use model::loss::chunked_cross_entropy_rows;
+use model::loss::{chunked_cross_entropy_rows, fused_cross_entropy};
 use model::{Gpt, ModelConfig, RunSettings};
 use runtime::DType;
 use tch::{nn, Device, Kind, Tensor};
@@ -74,6 +75,67 @@ fn chunked_cross_entropy_equals_the_plain_one_for_any_block() {
         "∂W {}",
         max_abs_diff(&dw, &dw0)
     );
+}
+
+#[test]
+fn fused_cross_entropy_equals_the_plain_one_at_every_kernel_level() {
+    if runtime::xent::level().is_none() {
+        eprintln!("no AVX2 on this CPU: the fused loss declines (checked in runtime's tests)");
+        return;
+    }
+    let avx512 = runtime::xent::level() == Some("AVX-512");
+    tch::manual_seed(5);
+    // V = 17 and 67: a tail after the 8- or 16-wide vectors; 64: none. h × 30: logits of a
+    // few hundred, where exp without the max subtracted would overflow.
+    for (v, gain) in [(17, 1.0), (64, 1.0), (67, 30.0)] {
+        let (n, c) = (10, 8);
+        let h = Tensor::randn([n, c], (Kind::Float, Device::Cpu)) * gain;
+        let w = Tensor::randn([v, c], (Kind::Float, Device::Cpu));
+        let y = Tensor::randint(v, [n], (Kind::Int64, Device::Cpu));
+        for avx2 in [false, true] {
+            if avx2 && !avx512 {
+                continue; // the AVX2 kernel is the only one here: already run
+            }
+            runtime::xent::limit_to_avx2(avx2);
+            // f32: the same loss and gradients as libtorch's to float rounding.
+            let (l0, dh0, dw0) = value_and_grads(|h, w| plain(h, w, &y, Kind::Float), &h, &w);
+            let (l, dh, dw) = value_and_grads(
+                |h, w| fused_cross_entropy(h, w, &y, Kind::Float).expect("fused applies"),
+                &h,
+                &w,
+            );
+            let tol = 1e-5 * l0.abs().max(1.0);
+            assert!((l - l0).abs() < tol, "V {v}, avx2 {avx2}: {l} vs {l0}");
+            for (name, a, b) in [("∂h", &dh, &dh0), ("∂W", &dw, &dw0)] {
+                let scale = b.abs().max().double_value(&[]).max(1e-3);
+                assert!(
+                    max_abs_diff(a, b) < 1e-5 * scale,
+                    "V {v}, avx2 {avx2}: {name} {} (largest {scale})",
+                    max_abs_diff(a, b)
+                );
+            }
+            // bf16 matmuls, the gradient written in bf16: within bf16 rounding.
+            let (l0, dh0, dw0) = value_and_grads(|h, w| plain(h, w, &y, Kind::BFloat16), &h, &w);
+            let (l, dh, dw) = value_and_grads(
+                |h, w| fused_cross_entropy(h, w, &y, Kind::BFloat16).expect("fused applies"),
+                &h,
+                &w,
+            );
+            assert!(
+                (l - l0).abs() < 1e-3 * l0.abs().max(1.0),
+                "bf16 V {v}: {l} vs {l0}"
+            );
+            for (name, a, b) in [("∂h", &dh, &dh0), ("∂W", &dw, &dw0)] {
+                let scale = b.abs().max().double_value(&[]).max(1e-3);
+                assert!(
+                    max_abs_diff(a, b) < 2e-2 * scale,
+                    "bf16 V {v}, avx2 {avx2}: {name} {} (largest {scale})",
+                    max_abs_diff(a, b)
+                );
+            }
+        }
+        runtime::xent::limit_to_avx2(false);
+    }
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! the machine's measured facts (`hardware`) and the precision chosen for it (`precision`),
 //! where shared resources live, one atomic file write, device parsing/naming and
 //! synchronisation, peak memory, logging set-up, the seeded RNG, the facts recorded beside
-//! every number (git revision, time), the concrete compute dtype, and for decode the one
-//! kernel libtorch lacks (`gemv`) and tensors in huge pages (`pages`). It depends on no other
+//! every number (git revision, time), the concrete compute dtype, for decode the one
+//! kernel libtorch lacks (`gemv`) and tensors in huge pages (`pages`), and for training a
+//! fused cross-entropy (`xent`). It depends on no other
 //! crate of ours: `model`, `data`, `optim`, `infer` and `experiments` all sit above it.
 pub mod autograd;
 pub mod device;
@@ -20,6 +21,7 @@ pub mod pages;
 pub mod precision;
 pub mod resources;
 pub mod rng;
+pub mod xent;
 
 pub use dtype::DType;
 pub use hardware::{Facts, MachineRecord, Measured};

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
-    about = "Measure a tiny model's decode overhead, GPT-2 124M decode with the default vs the tuned matmul kernels, and a training step with the plain or chunked cross-entropy and the per-tensor or flat AdamW; write results/speed/overhead."
+    about = "Measure a tiny model's decode overhead, GPT-2 124M decode with the default vs the tuned matmul kernels, and a training step with the plain, chunked or fused cross-entropy and the per-tensor or flat AdamW; write results/speed/overhead."
 )]
 struct Args {
     /// Timed stories260K runs per thread count (500 tokens each; the median is reported).

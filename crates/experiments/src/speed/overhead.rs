@@ -95,15 +95,32 @@ pub fn tiny_decode(dir: &Path, threads: &[i32], runs: usize) -> Result<Vec<Decod
         .collect())
 }
 
+/// How a training-step variant computes its loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossPath {
+    /// libtorch's log-softmax + NLL over the full logits (`Gpt::loss`).
+    Plain,
+    /// `model::loss::chunked_cross_entropy`: blocks of rows, the logits never whole.
+    Chunked,
+    /// `model::loss::fused_cross_entropy`: the logits become their gradient in one pass
+    /// (what `Gpt::train_loss` uses at this size where the CPU kernel applies).
+    Fused,
+}
+
 /// The training-step variants compared, in order: the loss and the optimizer layout.
-pub const STEP_VARIANTS: [(&str, bool, optim::Layout); 3] = [
+pub const STEP_VARIANTS: [(&str, LossPath, optim::Layout); 4] = [
     (
         "plain CE, per-tensor AdamW",
-        false,
+        LossPath::Plain,
         optim::Layout::PerTensor,
     ),
-    ("plain CE, flat AdamW", false, optim::Layout::Flat),
-    ("chunked CE, flat AdamW", true, optim::Layout::Flat),
+    ("plain CE, flat AdamW", LossPath::Plain, optim::Layout::Flat),
+    (
+        "chunked CE, flat AdamW",
+        LossPath::Chunked,
+        optim::Layout::Flat,
+    ),
+    ("fused CE, flat AdamW", LossPath::Fused, optim::Layout::Flat),
 ];
 
 /// One training step (forward + backward + clip + AdamW + zero_grad) of `gpt2_speed_cpu`
@@ -113,8 +130,13 @@ pub fn train_step(dtype: DType, repeats: usize) -> Result<Vec<StepRow>> {
     let cfg = ModelConfig::gpt2_speed_cpu();
     let (b, t) = (8i64, 256i64);
     let run = RunSettings::default().with_dtype(dtype);
+    // The fused loss needs its CPU kernel (AVX2 at least); without it that variant is left out.
+    let variants: Vec<_> = STEP_VARIANTS
+        .iter()
+        .filter(|v| v.1 != LossPath::Fused || runtime::xent::level().is_some())
+        .collect();
     let mut models = Vec::new();
-    for &(_, _, layout) in &STEP_VARIANTS {
+    for &&(_, _, layout) in &variants {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
         let m = Gpt::new(&vs.root(), &cfg, &run)?;
@@ -124,19 +146,25 @@ pub fn train_step(dtype: DType, repeats: usize) -> Result<Vec<StepRow>> {
         models.push((vs, m, opt, params));
     }
     let ids = || Tensor::randint(cfg.vocab_size as i64, [b, t], (Kind::Int64, Device::Cpu));
-    let mut times = vec![(Vec::new(), Vec::new()); STEP_VARIANTS.len()];
+    let mut times = vec![(Vec::new(), Vec::new()); variants.len()];
     for r in 0..=repeats {
         let (x, y) = (ids(), ids());
         for (i, (_, m, opt, params)) in models.iter_mut().enumerate() {
             let t0 = Instant::now();
-            let loss = match STEP_VARIANTS[i].1 {
-                true => {
+            let head =
+                |f: fn(&Tensor, &Tensor, &Tensor, Kind) -> Option<Tensor>| -> Result<Tensor> {
                     let h = m.hidden(&x, 0, None, true)?;
                     let c = h.size()[2];
                     let h = h.reshape([-1, c]);
-                    model::loss::chunked_cross_entropy(&h, &m.wte, &y.view([-1]), dtype.kind())
+                    f(&h, &m.wte, &y.view([-1]), dtype.kind())
+                        .context("the fused cross-entropy kernel does not run on this CPU")
+                };
+            let loss = match variants[i].1 {
+                LossPath::Plain => m.loss(&x, &y, true)?,
+                LossPath::Chunked => {
+                    head(|h, w, y, k| Some(model::loss::chunked_cross_entropy(h, w, y, k)))?
                 }
-                false => m.loss(&x, &y, true)?,
+                LossPath::Fused => head(model::loss::fused_cross_entropy)?,
             };
             loss.backward();
             optim::clip_grad_norm(params, 1.0);
@@ -150,8 +178,8 @@ pub fn train_step(dtype: DType, repeats: usize) -> Result<Vec<StepRow>> {
             }
         }
     }
-    Ok(STEP_VARIANTS
-        .iter()
+    Ok(variants
+        .into_iter()
         .zip(times)
         .map(|(&(name, _, _), (step, adamw))| {
             let (min, median, max) = stats(step);
@@ -247,7 +275,7 @@ fn markdown(command: &str, decode: &[DecodeRow], head: &[StepRow]) -> String {
         let _ = writeln!(s, "`gpt2_speed_cpu` (6 layers, 384 wide, vocab 50,304; 30 M parameters), batch 8 × 256 tokens: forward + backward + gradient clipping + AdamW + zero_grad, each variant on its own copy of the model, interleaved.\n");
         let _ = writeln!(s, "| dtype | variant | repeats | ms/step median (min–max) | of which AdamW ms | tokens/s | vs first row |");
         let _ = writeln!(s, "|---|---|---:|---|---:|---:|---:|");
-        for group in head.chunks(STEP_VARIANTS.len()) {
+        for group in head.chunk_by(|a, b| a.dtype == b.dtype) {
             let base = group[0].tokens_per_sec;
             for r in group {
                 let _ = writeln!(
@@ -265,7 +293,7 @@ fn markdown(command: &str, decode: &[DecodeRow], head: &[StepRow]) -> String {
                 );
             }
         }
-        let _ = writeln!(s, "\nFlat AdamW (`optim::Layout::Flat`, the default): parameters, gradients and moments of one dtype live in four contiguous buffers, and the update runs PyTorch's single-tensor chain of ops over blocks of 2²⁰ elements that stay in cache, instead of ~10 kernels per parameter each streaming it through memory (bit-identical: `crates/optim/tests/flat.rs`). The chunked loss never holds the (2,048 × 50,304) logits, their f32 copy, log-softmax or gradient (412 MB each in f32), a block of 333 rows at a time (`model::loss`; tests: `crates/model/tests/loss.rs`); it saves memory, not time, so `Gpt::train_loss` uses it only above {} GiB of f32 logits (`model::loss::CHUNK_ABOVE_BYTES`).", model::loss::CHUNK_ABOVE_BYTES >> 30);
+        let _ = writeln!(s, "\nFlat AdamW (`optim::Layout::Flat`, the default): parameters, gradients and moments of one dtype live in four contiguous buffers, and the update runs PyTorch's single-tensor chain of ops over blocks of 2²⁰ elements that stay in cache, instead of ~10 kernels per parameter each streaming it through memory (bit-identical: `crates/optim/tests/flat.rs`). The chunked loss never holds the (2,048 × 50,304) logits, their f32 copy, log-softmax or gradient (412 MB each in f32), a block of 333 rows at a time (`model::loss`; tests: `crates/model/tests/loss.rs`); it saves memory, not time, so `Gpt::train_loss` uses it only above {} GiB of f32 logits (`model::loss::CHUNK_ABOVE_BYTES`). Below that it uses the fused loss where the CPU has AVX2 (`model::loss::fused_cross_entropy`, `runtime::xent`): one buffer of logits in the compute dtype, turned into its own gradient in one pass that reads and writes each row once with `exp` once per element, instead of libtorch's log-softmax + NLL and their backward (five or six passes over logits-sized buffers, `exp` twice, and in bf16 an f32 copy first); the fused rows are missing where the CPU has no kernel.", model::loss::CHUNK_ABOVE_BYTES >> 30);
     }
     s
 }

@@ -1,0 +1,242 @@
+// Fused cross-entropy for the LM head's training step: one pass over the (N, V) logits that
+// computes each row's loss and overwrites the row with the gradient of the mean loss,
+//   g = (softmax(x) − onehot(t)) · scale,   loss_row = logsumexp(x) − x[t],
+// in the logits' own dtype (f32 or bf16). libtorch's log_softmax + nll_loss and their
+// backward read and write the logits-sized buffers five or six times, compute exp twice,
+// and in bf16 cast the logits to f32 first; here each row is read once and written once
+// (through an f32 scratch row that stays in L2) and exp runs once per element.
+// What Liger-Kernel's fused linear cross-entropy does on GPUs, in plain C++ for the CPU.
+#include <ATen/Parallel.h>
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace {
+
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline uint16_t f32_to_bf16(float f) { // round to nearest even (the values are finite)
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+inline float load1(const float *p) { return *p; }
+inline float load1(const uint16_t *p) { return bf16_to_f32(*p); }
+inline void store1(float *p, float v) { *p = v; }
+inline void store1(uint16_t *p, float v) { *p = f32_to_bf16(v); }
+
+// exp on [-87.3, 0] (x − max): x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two, Cody–Waite),
+// e^r by its Taylor polynomial to r⁷ (truncation error < 1e-8 relative), times 2ⁿ.
+constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693145751953125f,
+                kLn2Lo = 1.428606765330187045e-06f, kMinArg = -87.3f;
+constexpr float kC[8] = {1.0f,         1.0f,          0.5f,           1.0f / 6,
+                         1.0f / 24,    1.0f / 120,    1.0f / 720,     1.0f / 5040};
+
+#if defined(__x86_64__)
+
+__attribute__((target("avx512f"))) inline __m512 exp16(__m512 x) {
+  // The constant first: MAXPS returns its second operand when one is NaN, so NaN stays NaN.
+  x = _mm512_max_ps(_mm512_set1_ps(kMinArg), x);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
+  __m512 p = _mm512_set1_ps(kC[7]);
+  for (int i = 6; i >= 0; --i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC[i]));
+  return _mm512_scalef_ps(p, n);
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(kMinArg), x);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
+  __m256 p = _mm256_set1_ps(kC[7]);
+  for (int i = 6; i >= 0; --i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kC[i]));
+  // 2ⁿ from its exponent bits: n ≥ −126 here, so the result is a normal float.
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n),
+                                                       _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// Loads of 16 (AVX-512) or 8 (AVX2) elements as f32.
+__attribute__((target("avx512f"))) inline __m512 ld16(const float *p) {
+  return _mm512_loadu_ps(p);
+}
+__attribute__((target("avx512f"))) inline __m512 ld16(const uint16_t *p) {
+  const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+__attribute__((target("avx2,fma"))) inline __m256 ld8(const float *p) {
+  return _mm256_loadu_ps(p);
+}
+__attribute__((target("avx2,fma"))) inline __m256 ld8(const uint16_t *p) {
+  const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+// Stores of 16 / 8 f32 as the row's dtype (bf16: round to nearest even, as libtorch casts).
+__attribute__((target("avx512f"))) inline void st16(float *p, __m512 g) {
+  _mm512_storeu_ps(p, g);
+}
+__attribute__((target("avx512f"))) inline void st16(uint16_t *p, __m512 g) {
+  __m512i u = _mm512_castps_si512(g);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  u = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+  _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+}
+__attribute__((target("avx2,fma"))) inline void st8(float *p, __m256 g) {
+  _mm256_storeu_ps(p, g);
+}
+__attribute__((target("avx2,fma"))) inline void st8(uint16_t *p, __m256 g) {
+  __m256i u = _mm256_castps_si256(g);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  u = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+  // (8 × u32 ≤ 0xffff) → 8 × u16: pack within 128-bit lanes, then gather lanes 0 and 2.
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(u, u), 0b1000);
+  _mm_storeu_si128((__m128i *)p, _mm256_castsi256_si128(packed));
+}
+
+// One row: returns its loss; `x` (the row, V long) becomes the gradient; `s` is V floats of
+// scratch. The vector part runs `w` lanes at a time, the tail in scalar code.
+template <typename T>
+__attribute__((target("avx512f"))) float row512(T *x, float *s, int64_t v, int64_t t,
+                                                float scale) {
+  const int64_t vv = v & ~int64_t(15);
+  __m512 m = _mm512_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < vv; i += 16) {
+    const __m512 a = ld16(x + i);
+    _mm512_storeu_ps(s + i, a);
+    m = _mm512_max_ps(m, a);
+  }
+  float mx = _mm512_reduce_max_ps(m);
+  for (int64_t i = vv; i < v; ++i) mx = std::fmax(mx, s[i] = load1(x + i));
+  const float xt = s[t];
+  __m512 acc = _mm512_setzero_ps();
+  const __m512 mv = _mm512_set1_ps(mx);
+  for (int64_t i = 0; i < vv; i += 16) {
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + i), mv));
+    _mm512_storeu_ps(s + i, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  double sum = _mm512_reduce_add_ps(acc);
+  for (int64_t i = vv; i < v; ++i) sum += (s[i] = std::exp(s[i] - mx));
+  const float inv = float(scale / sum);
+  const __m512 iv = _mm512_set1_ps(inv);
+  for (int64_t i = 0; i < vv; i += 16) {
+    st16(x + i, _mm512_mul_ps(_mm512_loadu_ps(s + i), iv));
+  }
+  for (int64_t i = vv; i < v; ++i) store1(x + i, s[i] * inv);
+  store1(x + t, s[t] * inv - scale);
+  return float(std::log(sum) + mx - xt);
+}
+
+template <typename T>
+__attribute__((target("avx2,fma"))) float row256(T *x, float *s, int64_t v, int64_t t,
+                                                 float scale) {
+  const int64_t vv = v & ~int64_t(7);
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < vv; i += 8) {
+    const __m256 a = ld8(x + i);
+    _mm256_storeu_ps(s + i, a);
+    m = _mm256_max_ps(m, a);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float mx = -INFINITY;
+  for (float l : lanes) mx = std::fmax(mx, l);
+  for (int64_t i = vv; i < v; ++i) mx = std::fmax(mx, s[i] = load1(x + i));
+  const float xt = s[t];
+  __m256 acc = _mm256_setzero_ps();
+  const __m256 mv = _mm256_set1_ps(mx);
+  for (int64_t i = 0; i < vv; i += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), mv));
+    _mm256_storeu_ps(s + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  _mm256_store_ps(lanes, acc);
+  double sum = 0;
+  for (float l : lanes) sum += l;
+  for (int64_t i = vv; i < v; ++i) sum += (s[i] = std::exp(s[i] - mx));
+  const float inv = float(scale / sum);
+  const __m256 iv = _mm256_set1_ps(inv);
+  for (int64_t i = 0; i < vv; i += 8) {
+    st8(x + i, _mm256_mul_ps(_mm256_loadu_ps(s + i), iv));
+  }
+  for (int64_t i = vv; i < v; ++i) store1(x + i, s[i] * inv);
+  store1(x + t, s[t] * inv - scale);
+  return float(std::log(sum) + mx - xt);
+}
+
+#endif
+
+std::atomic<int> g_cap{2}; // 2: AVX-512 where present, 1: AVX2 at most (tests)
+
+int level() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const int l = __builtin_cpu_supports("avx512f") ? 2 : (avx2 ? 1 : 0);
+  return std::min(l, g_cap.load());
+#else
+  return 0;
+#endif
+}
+
+template <typename T>
+int run(T *logits, const int64_t *targets, float *row_loss, int64_t n, int64_t v,
+        float scale, int lvl) {
+#if defined(__x86_64__)
+  at::parallel_for(0, n, 1, [&](int64_t r0, int64_t r1) {
+    std::vector<float> scratch(size_t(v) + 16);
+    for (int64_t r = r0; r < r1; ++r) {
+      T *x = logits + r * v;
+      row_loss[r] = lvl == 2 ? row512(x, scratch.data(), v, targets[r], scale)
+                             : row256(x, scratch.data(), v, targets[r], scale);
+    }
+  });
+  return 0;
+#else
+  return 1;
+#endif
+}
+
+} // namespace
+
+// 2: AVX-512, 1: AVX2+FMA, 0: none (callers keep libtorch's loss).
+extern "C" int ladder_xent_level() noexcept { return level(); }
+
+extern "C" void ladder_xent_cap(int cap) noexcept { g_cap.store(cap); }
+
+// logits (n, v) row-major, f32 (dtype 0) or bf16 (dtype 1), overwritten with the gradient of
+// scale · Σ loss_row; row_loss (n) f32 receives each row's loss. Returns 0, 1 where the CPU
+// has no kernel, 2 for a target outside [0, v) (nothing written), 3 on an exception.
+extern "C" int ladder_xent(void *logits, const int64_t *targets, float *row_loss, int64_t n,
+                           int64_t v, float scale, int dtype) noexcept {
+  try {
+    const int lvl = level();
+    if (lvl == 0) return 1;
+    for (int64_t r = 0; r < n; ++r)
+      if (targets[r] < 0 || targets[r] >= v) return 2;
+    return dtype == 0 ? run(static_cast<float *>(logits), targets, row_loss, n, v, scale, lvl)
+                      : run(static_cast<uint16_t *>(logits), targets, row_loss, n, v, scale,
+                            lvl);
+  } catch (...) {
+    return 3;
+  }
+}
