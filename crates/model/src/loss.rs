@@ -3,10 +3,11 @@
 //! and their f32 copy, log-softmax and gradient, each N·V·4 bytes (412 MB apiece for
 //! GPT-2's vocabulary at 2,048 tokens) — never exist at once. The idea of Liger-Kernel's
 //! fused linear cross-entropy and of Wijmans et al. 2024 ("Cut Your Losses in
-//! Large-Vocabulary Language Models"), in plain tensor ops.
+//! Large-Vocabulary Language Models"), in tensor ops and one fused CPU kernel.
 //!
-//! Per block: logits in the compute dtype (as the plain head), then in f32 the log-sum-exp,
-//! the target's logit, and `∂CE/∂logits = (softmax − onehot) / N`; that gradient goes
+//! Per block: logits in the compute dtype (as the plain head), then the loss and
+//! `∂CE/∂logits = (softmax − onehot) / N` — by the fused kernel (`runtime::xent`) where the
+//! CPU has one, else in f32 tensor ops (log-sum-exp, the target's logit, softmax); that gradient goes
 //! back through the same two matmuls autograd would run (`∂h = g·W`, `∂W += gᵀ·h`). The
 //! result is handed to autograd as a surrogate whose value is the loss and whose gradient
 //! is exactly the one computed here: `s − s.detach() + CE` with `s = Σ h⊙∂h + Σ W⊙∂W`.
@@ -61,14 +62,9 @@ pub fn chunked_cross_entropy_rows(
         while start < n {
             let len = rows.min(n - start);
             let hc = hd.narrow(0, start, len); // (R, C)
-            let tc = targets.narrow(0, start, len).unsqueeze(1); // (R, 1)
-            let logits = as_kind(&hc.mm(&wt), Kind::Float); // (R, V)
-            let lse = logits.logsumexp([-1], true); // (R, 1)
-            total += (&lse - logits.gather(1, &tc, false)).sum(Kind::Float);
-            let mut g = (logits - lse).exp(); // softmax, (R, V)
-            let minus_one = Tensor::full([len, 1], -1.0, (Kind::Float, g.device()));
-            let _ = g.scatter_add_(1, &tc, &minus_one); // − onehot
-            let g = as_kind(&(g / n as f64), compute); // ∂(mean CE)/∂logits
+            let tc = targets.narrow(0, start, len); // (R,)
+            let (g, block_ce) = block_loss_and_grad(hc.mm(&wt), &tc, n, compute); // (R, V)
+            total += block_ce;
             dh.narrow(0, start, len).copy_(&g.mm(&wd)); // (R, C)
             dw += as_kind(&g.tr().mm(&hc), Kind::Float); // (V, C)
             start += len;
@@ -77,6 +73,30 @@ pub fn chunked_cross_entropy_rows(
     });
     let s = (h * dh).sum(Kind::Float) + (w * as_kind(&dw, w.kind())).sum(Kind::Float);
     &s - s.detach() + ce
+}
+
+/// One block's `∂(mean CE)/∂logits` in `compute` (the logits (R, V) turned into it, by the
+/// fused kernel where it applies) and the block's summed loss (f32 scalar); `n` is the
+/// number of rows of the whole batch (the mean's divisor).
+fn block_loss_and_grad(
+    mut logits: Tensor,
+    targets: &Tensor,
+    n: i64,
+    compute: Kind,
+) -> (Tensor, Tensor) {
+    if let Some(rows) =
+        runtime::xent::loss_and_grad_(&mut logits, &targets.contiguous(), 1.0 / n as f64)
+    {
+        return (logits, rows.sum(Kind::Float));
+    }
+    let tc = targets.unsqueeze(1); // (R, 1)
+    let logits = as_kind(&logits, Kind::Float); // (R, V)
+    let lse = logits.logsumexp([-1], true); // (R, 1)
+    let ce = (&lse - logits.gather(1, &tc, false)).sum(Kind::Float);
+    let mut g = (logits - lse).exp(); // softmax, (R, V)
+    let minus_one = Tensor::full([tc.size()[0], 1], -1.0, (Kind::Float, g.device()));
+    let _ = g.scatter_add_(1, &tc, &minus_one); // − onehot
+    (as_kind(&(g / n as f64), compute), ce)
 }
 
 /// Mean cross-entropy of `h (N, C) · wᵀ` (`w` (V, C), cast to `compute` for the matmuls)

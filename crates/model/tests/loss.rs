@@ -9,6 +9,9 @@ use model::{Gpt, ModelConfig, RunSettings};
 use runtime::DType;
 use tch::{nn, Device, Kind, Tensor};
 
+/// Held by the tests that set the fused kernel's level (process-wide; tests run in threads).
+static KERNEL_LEVEL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Plain CE through the full logits, as `Gpt::loss`: matmul in `k`, softmax in f32.
 fn plain(h: &Tensor, w: &Tensor, y: &Tensor, k: Kind) -> Tensor {
     h.to_kind(k)
@@ -33,29 +36,35 @@ fn value_and_grads(
 
 #[test]
 fn chunked_cross_entropy_equals_the_plain_one_for_any_block() {
+    let _level = KERNEL_LEVEL.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(3);
     let (n, c, v) = (10, 8, 17);
     let h = Tensor::randn([n, c], (Kind::Float, Device::Cpu));
     let w = Tensor::randn([v, c], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(v, [n], (Kind::Int64, Device::Cpu));
     let (l0, dh0, dw0) = value_and_grads(|h, w| plain(h, w, &y, Kind::Float), &h, &w);
-    for rows in [1, 3, 4, 10, 64] {
-        let (l, dh, dw) = value_and_grads(
-            |h, w| chunked_cross_entropy_rows(h, w, &y, Kind::Float, rows),
-            &h,
-            &w,
-        );
-        assert!((l - l0).abs() < 1e-5, "rows {rows}: {l} vs {l0}");
-        assert!(
-            max_abs_diff(&dh, &dh0) < 1e-6,
-            "rows {rows}: ∂h {}",
-            max_abs_diff(&dh, &dh0)
-        );
-        assert!(
-            max_abs_diff(&dw, &dw0) < 1e-6,
-            "rows {rows}: ∂W {}",
-            max_abs_diff(&dw, &dw0)
-        );
+    // Each block through the fused kernel (at its best level, then AVX2) and, with the
+    // kernel off, through tensor ops; the last level set is the default again.
+    for level in [1, 0, 2] {
+        runtime::xent::set_max_level(level);
+        for rows in [1, 3, 4, 10, 64] {
+            let (l, dh, dw) = value_and_grads(
+                |h, w| chunked_cross_entropy_rows(h, w, &y, Kind::Float, rows),
+                &h,
+                &w,
+            );
+            assert!((l - l0).abs() < 1e-5, "rows {rows}: {l} vs {l0}");
+            assert!(
+                max_abs_diff(&dh, &dh0) < 1e-6,
+                "rows {rows}: ∂h {}",
+                max_abs_diff(&dh, &dh0)
+            );
+            assert!(
+                max_abs_diff(&dw, &dw0) < 1e-6,
+                "rows {rows}: ∂W {}",
+                max_abs_diff(&dw, &dw0)
+            );
+        }
     }
     // bf16 matmuls: within bf16 rounding of the plain bf16 path.
     let (l0, dh0, dw0) = value_and_grads(|h, w| plain(h, w, &y, Kind::BFloat16), &h, &w);
@@ -79,6 +88,7 @@ fn chunked_cross_entropy_equals_the_plain_one_for_any_block() {
 
 #[test]
 fn fused_cross_entropy_equals_the_plain_one_at_every_kernel_level() {
+    let _level = KERNEL_LEVEL.lock().unwrap_or_else(|e| e.into_inner());
     if runtime::xent::level().is_none() {
         eprintln!("no AVX2 on this CPU: the fused loss declines (checked in runtime's tests)");
         return;
@@ -96,7 +106,7 @@ fn fused_cross_entropy_equals_the_plain_one_at_every_kernel_level() {
             if avx2 && !avx512 {
                 continue; // the AVX2 kernel is the only one here: already run
             }
-            runtime::xent::limit_to_avx2(avx2);
+            runtime::xent::set_max_level(if avx2 { 1 } else { 2 });
             // f32: the same loss and gradients as libtorch's to float rounding.
             let (l0, dh0, dw0) = value_and_grads(|h, w| plain(h, w, &y, Kind::Float), &h, &w);
             let (l, dh, dw) = value_and_grads(
@@ -134,7 +144,7 @@ fn fused_cross_entropy_equals_the_plain_one_at_every_kernel_level() {
                 );
             }
         }
-        runtime::xent::limit_to_avx2(false);
+        runtime::xent::set_max_level(2);
     }
 }
 

@@ -185,7 +185,7 @@ __attribute__((target("avx2,fma"))) float row256(T *x, float *s, int64_t v, int6
 
 #endif
 
-std::atomic<int> g_cap{2}; // 2: AVX-512 where present, 1: AVX2 at most (tests)
+std::atomic<int> g_cap{2}; // 2: AVX-512 where present, 1: AVX2 at most, 0: off (tests)
 
 int level() {
 #if defined(__x86_64__)

@@ -31,11 +31,12 @@ pub fn level() -> Option<&'static str> {
     }
 }
 
-/// Use at most the AVX2 kernel (`true`) or the best this CPU has (`false`), in this
-/// process: tests run the AVX2 path on AVX-512 machines.
-pub fn limit_to_avx2(on: bool) {
+/// The best kernel to use in this process: 2 = the best this CPU has (the default), 1 = AVX2
+/// at most, 0 = none (every call declines, so callers take their tensor-op path). Tests run
+/// each path on one machine this way.
+pub fn set_max_level(level: u8) {
     // SAFETY: stores an integer.
-    unsafe { ladder_xent_cap(if on { 1 } else { 2 }) }
+    unsafe { ladder_xent_cap(level.min(2) as std::ffi::c_int) }
 }
 
 /// The loss of each row of `logits` (N, V) against `targets` (N) as an (N) f32 tensor;

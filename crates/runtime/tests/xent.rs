@@ -21,7 +21,7 @@ fn rows_match_libtorch_and_the_logits_become_the_gradient() {
     let expect_grad = (x.softmax(-1, Kind::Float) - t.one_hot(v).to_kind(Kind::Float)) * 0.25;
     let d = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
     for avx2 in [false, true] {
-        runtime::xent::limit_to_avx2(avx2);
+        runtime::xent::set_max_level(if avx2 { 1 } else { 2 });
         for kind in [Kind::Float, Kind::BFloat16] {
             let mut g = x.copy().to_kind(kind); // a copy: to_kind(Float) would alias x
             let rows = runtime::xent::loss_and_grad_(&mut g, &t, 0.25).unwrap();
@@ -36,7 +36,7 @@ fn rows_match_libtorch_and_the_logits_become_the_gradient() {
             assert!(e < grad_tol, "{kind:?} avx2 {avx2}: gradient off by {e}");
         }
     }
-    runtime::xent::limit_to_avx2(false);
+    runtime::xent::set_max_level(2);
 }
 
 #[test]
