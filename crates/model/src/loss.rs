@@ -111,6 +111,9 @@ pub fn fused_cross_entropy(
     targets: &Tensor,
     compute: Kind,
 ) -> Option<Tensor> {
+    if !runtime::xent::applies(h.device(), compute) {
+        return None; // e.g. on a GPU: decline before the (N × V) matmul, not after it
+    }
     let n = h.size()[0];
     let (dh, dw, ce) = tch::no_grad(|| {
         let hd = as_kind(&h.detach(), compute); // (N, C)

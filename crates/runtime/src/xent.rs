@@ -39,6 +39,12 @@ pub fn set_max_level(level: u8) {
     unsafe { ladder_xent_cap(level.min(2) as std::ffi::c_int) }
 }
 
+/// Whether [`loss_and_grad_`] can take logits of `kind` on `device` on this CPU (targets and
+/// shapes aside): a cheap check before computing logits only for this kernel.
+pub fn applies(device: Device, kind: Kind) -> bool {
+    level().is_some() && device == Device::Cpu && matches!(kind, Kind::Float | Kind::BFloat16)
+}
+
 /// The loss of each row of `logits` (N, V) against `targets` (N) as an (N) f32 tensor;
 /// `logits` is overwritten with `scale · ∂(Σ loss)/∂logits = scale · (softmax − onehot)`, in
 /// its own dtype. `None`, with `logits` untouched, where the kernel does not apply: a CPU
