@@ -187,7 +187,11 @@ def main() -> None:
         new = not a.csv.exists() or a.csv.stat().st_size == 0
         a.csv.parent.mkdir(parents=True, exist_ok=True)
         # An existing file keeps its own header (one written before a column was added).
-        fields = COLUMNS if new else next(csv.reader(open(a.csv, newline="")))
+        if new:
+            fields = COLUMNS
+        else:
+            with open(a.csv, newline="") as f:
+                fields = next(csv.reader(f))
         with open(a.csv, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:

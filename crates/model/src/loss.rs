@@ -7,10 +7,11 @@
 //!
 //! Per block: logits in the compute dtype (as the plain head), then the loss and
 //! `∂CE/∂logits = (softmax − onehot) / N` — by the fused kernel (`runtime::xent`) where the
-//! CPU has one, else in f32 tensor ops (log-sum-exp, the target's logit, softmax); that gradient goes
-//! back through the same two matmuls autograd would run (`∂h = g·W`, `∂W += gᵀ·h`). The
-//! result is handed to autograd as a surrogate whose value is the loss and whose gradient
-//! is exactly the one computed here: `s − s.detach() + CE` with `s = Σ h⊙∂h + Σ W⊙∂W`.
+//! CPU has one, else in f32 tensor ops (log-sum-exp, the target's logit, softmax); that
+//! gradient goes back through the same two matmuls autograd would run (`∂h = g·W`,
+//! `∂W += gᵀ·h`). The result is handed to autograd as a surrogate whose value is the loss
+//! and whose gradient is exactly the one computed here: `s − s.detach() + CE` with
+//! `s = Σ h⊙∂h + Σ W⊙∂W`.
 //!
 //! [`fused_cross_entropy`] is the unchunked form for when the logits fit: one buffer of
 //! logits in the compute dtype, turned into its own gradient in one pass by

@@ -9,6 +9,7 @@
 // from `ladder_gemv_level` and callers keep libtorch's kernels. bf16 inputs on AVX2 are
 // widened to f32 in registers (a bf16 is the top half of an f32), so a machine without
 // native bf16 does not fall onto libtorch's slow bf16 path.
+#include "bf16.h"
 #include <ATen/Parallel.h>
 #include <algorithm>
 #include <atomic>
@@ -24,20 +25,8 @@ namespace {
 
 constexpr int64_t kGrain = 16; // rows per task at least
 
-inline float bf16_to_f32(uint16_t h) {
-  uint32_t u = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-inline uint16_t f32_to_bf16(float f) { // round to nearest even, NaN kept quiet
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
-}
+using ladder::bf16_to_f32;
+using ladder::f32_to_bf16;
 
 #if defined(__x86_64__)
 
@@ -116,8 +105,6 @@ __attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t *p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-inline float scalar(float v) { return v; }
-inline float scalar(uint16_t v) { return bf16_to_f32(v); }
 
 // AVX2 rows: f32 weights directly; bf16 weights widened 8 at a time. `x` is f32 here
 // (bf16 x is widened once per call by the caller).
@@ -137,7 +124,7 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const W *w, const float *x, f
     }
     for (; i + 8 <= k; i += 8) a0 = _mm256_fmadd_ps(load8(wr + i), _mm256_loadu_ps(x + i), a0);
     float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < k; ++i) s += scalar(wr[i]) * x[i];
+    for (; i < k; ++i) s += ladder::to_f32(wr[i]) * x[i];
     acc[r] = s;
   }
 }

@@ -6,6 +6,7 @@
 // and in bf16 cast the logits to f32 first; here each row is read once and written once
 // (through an f32 scratch row that stays in L2) and exp runs once per element.
 // What Liger-Kernel's fused linear cross-entropy does on GPUs, in plain C++ for the CPU.
+#include "bf16.h"
 #include <ATen/Parallel.h>
 #include <algorithm>
 #include <atomic>
@@ -20,24 +21,8 @@
 
 namespace {
 
-inline float bf16_to_f32(uint16_t h) {
-  uint32_t u = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-inline uint16_t f32_to_bf16(float f) { // round to nearest even (the values are finite)
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
-}
-
-inline float load1(const float *p) { return *p; }
-inline float load1(const uint16_t *p) { return bf16_to_f32(*p); }
 inline void store1(float *p, float v) { *p = v; }
-inline void store1(uint16_t *p, float v) { *p = f32_to_bf16(v); }
+inline void store1(uint16_t *p, float v) { *p = ladder::f32_to_bf16(v); }
 
 // exp on [-87.3, 0] (x − max): x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two, Cody–Waite),
 // e^r by its Taylor polynomial to r⁷ (truncation error < 1e-8 relative), times 2ⁿ.
@@ -125,7 +110,7 @@ __attribute__((target("avx512f"))) float row512(T *x, float *s, int64_t v, int64
     m = _mm512_max_ps(m, a);
   }
   float mx = _mm512_reduce_max_ps(m);
-  for (int64_t i = vv; i < v; ++i) mx = std::fmax(mx, s[i] = load1(x + i));
+  for (int64_t i = vv; i < v; ++i) mx = std::fmax(mx, s[i] = ladder::to_f32(x[i]));
   const float xt = s[t];
   __m512 acc = _mm512_setzero_ps();
   const __m512 mv = _mm512_set1_ps(mx);
@@ -160,7 +145,7 @@ __attribute__((target("avx2,fma"))) float row256(T *x, float *s, int64_t v, int6
   _mm256_store_ps(lanes, m);
   float mx = -INFINITY;
   for (float l : lanes) mx = std::fmax(mx, l);
-  for (int64_t i = vv; i < v; ++i) mx = std::fmax(mx, s[i] = load1(x + i));
+  for (int64_t i = vv; i < v; ++i) mx = std::fmax(mx, s[i] = ladder::to_f32(x[i]));
   const float xt = s[t];
   __m256 acc = _mm256_setzero_ps();
   const __m256 mv = _mm256_set1_ps(mx);

@@ -29,7 +29,8 @@ pub const MALLOC_VAR: &str = "LADDER_MALLOC";
 /// not `INT_MAX`: the speed preset frees more than 2 GiB at the end of each backward pass,
 /// and a 2 GiB threshold gave all of it back, to be faulted in again at the next step
 /// (`crates/runtime/tests/malloc.rs` frees 2.25 GiB); the price is a higher peak resident
-/// set (the heap keeps its high-water mark and its holes). `LADDER_MALLOC=system` keeps glibc's defaults. A no-op off glibc.
+/// set (the heap keeps its high-water mark and its holes). `LADDER_MALLOC=system` keeps
+/// glibc's defaults. A no-op off glibc.
 pub fn keep_freed_memory() -> bool {
     if std::env::var(MALLOC_VAR).is_ok_and(|v| v.trim() == "system") {
         return false;
