@@ -192,17 +192,18 @@ extern "C" int ladder_gemv(const void *w, const void *x, const void *bias, void 
                          static_cast<const uint16_t *>(x), acc, r0, r1, k);
       else
         rows_avx2(static_cast<const uint16_t *>(w), xw, acc, r0, r1, k);
+      // Each thread finishes its own rows (the LM head has 50k of them).
+      if (dtype == 0) {
+        const float *b = static_cast<const float *>(bias);
+        if (b)
+          for (int64_t r = r0; r < r1; ++r) acc[r] += b[r];
+      } else {
+        uint16_t *out = static_cast<uint16_t *>(y);
+        const uint16_t *b = static_cast<const uint16_t *>(bias);
+        for (int64_t r = r0; r < r1; ++r)
+          out[r] = f32_to_bf16(acc[r] + (b ? bf16_to_f32(b[r]) : 0.0f));
+      }
     });
-    if (dtype == 0) {
-      const float *b = static_cast<const float *>(bias);
-      if (b)
-        for (int64_t r = 0; r < n; ++r) acc[r] += b[r];
-    } else {
-      uint16_t *out = static_cast<uint16_t *>(y);
-      const uint16_t *b = static_cast<const uint16_t *>(bias);
-      for (int64_t r = 0; r < n; ++r)
-        out[r] = f32_to_bf16(acc[r] + (b ? bf16_to_f32(b[r]) : 0.0f));
-    }
     return 0;
   } catch (...) {
     return 2;

@@ -6,6 +6,7 @@ use tch::{Device, Kind, Tensor};
 
 extern "C" {
     fn ladder_gemv_level() -> std::ffi::c_int;
+    fn ladder_parallel_threads() -> std::ffi::c_int;
     fn ladder_gemv_cap(cap: std::ffi::c_int);
     fn ladder_gemv(
         w: *const std::ffi::c_void,
@@ -35,6 +36,14 @@ pub fn level() -> Option<&'static str> {
 pub fn limit_to_avx2(on: bool) {
     // SAFETY: stores an integer.
     unsafe { ladder_gemv_cap(if on { 1 } else { 3 }) }
+}
+
+/// How many threads a parallel loop of the shims (this gemv, `xent`) runs on at the current
+/// `tch::set_num_threads`: the same as libtorch's own kernels where the build found
+/// libtorch's OpenMP runtime (`crates/runtime/build.rs`), else 1.
+pub fn shim_threads() -> usize {
+    // SAFETY: runs a parallel loop that only sets bits of an atomic; catches exceptions.
+    unsafe { ladder_parallel_threads() }.max(1) as usize
 }
 
 fn code(kind: Kind) -> Option<std::ffi::c_int> {

@@ -98,3 +98,18 @@ fn a_huge_page_copy_holds_the_same_values() {
         drop(c); // freed through the shim's deleter
     }
 }
+
+/// The shims' parallel loops run on libtorch's threads: built without `-fopenmp`,
+/// `at::parallel_for` silently ran every gemv and fused cross-entropy on one core.
+#[test]
+fn shim_loops_use_every_libtorch_thread() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 {
+        eprintln!("skipped: one core only");
+        return;
+    }
+    tch::set_num_threads(2);
+    assert_eq!(runtime::gemv::shim_threads(), 2);
+    tch::set_num_threads(1);
+    assert_eq!(runtime::gemv::shim_threads(), 1);
+}
