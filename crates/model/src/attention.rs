@@ -153,6 +153,13 @@ impl CausalSelfAttention {
                 ),
                 None => (k.shallow_clone(), v.shallow_clone()),
             };
+            // Our kernel where it applies (no autograd: inference mode only, as decode runs).
+            if p == 0.0 && runtime::inference::is_enabled() {
+                let scale = 1.0 / (hs as f64).sqrt();
+                if let Some(y) = runtime::attn::decode_attention(q, &k, &v, scale) {
+                    return y; // (B, nh, 1, hs)
+                }
+            }
             let qg = q.reshape([b, self.n_kv, rep, hs]); // (B, nkv, rep, hs)
             let y = Tensor::scaled_dot_product_attention::<Tensor>(
                 &qg, &k, &v, None, p, false, None, false,

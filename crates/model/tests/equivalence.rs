@@ -54,12 +54,19 @@ fn sdpa_equals_naive() {
 
 #[test]
 fn cached_prefill_and_decode_equal_full_forward() {
-    for attention in [AttnKernel::Naive, AttnKernel::Sdpa] {
+    // Under inference mode (as `infer` decodes), SDPA's single-query steps run through
+    // `runtime::attn` where the CPU has it.
+    for (attention, inference) in [
+        (AttnKernel::Naive, false),
+        (AttnKernel::Sdpa, false),
+        (AttnKernel::Sdpa, true),
+    ] {
         for cfg in presets() {
             let (_vs, m) = build_with(&cfg, &kernel(attention), 3);
             let x = random_ids(cfg.vocab_size, 2, 12, 4);
             let full = m.forward(&x, 0, None).unwrap(); // (B, T, V)
             let mut cache = KvCache::new(&m, 2, 12, Device::Cpu);
+            let _im = inference.then(runtime::InferenceMode::enter);
             // Prefill 5 tokens, then a chunk of 3, then one at a time.
             let mut parts = vec![m.forward(&x.narrow(1, 0, 5), 0, Some(&mut cache)).unwrap()];
             parts.push(m.forward(&x.narrow(1, 5, 3), 5, Some(&mut cache)).unwrap());
@@ -71,7 +78,11 @@ fn cached_prefill_and_decode_equal_full_forward() {
             }
             let cached = Tensor::cat(&parts, 1);
             let d = max_abs_diff(&full, &cached);
-            assert!(d < 1e-4, "{attention:?} {:?}: {d}", cfg.pos_emb);
+            assert!(
+                d < 1e-4,
+                "{attention:?} {:?} inference {inference}: {d}",
+                cfg.pos_emb
+            );
             assert_eq!(cache.len(), 12);
         }
     }

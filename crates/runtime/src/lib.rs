@@ -2,10 +2,11 @@
 //! the machine's measured facts (`hardware`) and the precision chosen for it (`precision`),
 //! where shared resources live, one atomic file write, device parsing/naming and
 //! synchronisation, peak memory, logging set-up, the seeded RNG, the facts recorded beside
-//! every number (git revision, time), the concrete compute dtype, for decode the one
-//! kernel libtorch lacks (`gemv`) and tensors in huge pages (`pages`), and for training a
-//! fused cross-entropy (`xent`). It depends on no other
-//! crate of ours: `model`, `data`, `optim`, `infer` and `experiments` all sit above it.
+//! every number (git revision, time), the concrete compute dtype, for decode a streaming
+//! gemv (`gemv`), attention at one query (`attn`) and tensors in huge pages (`pages`), and
+//! for training a fused cross-entropy (`xent`). It depends on no other crate of ours:
+//! `model`, `data`, `optim`, `infer` and `experiments` all sit above it.
+pub mod attn;
 pub mod autograd;
 pub mod device;
 pub mod dtype;
