@@ -186,6 +186,22 @@ impl Norm {
 impl nn::Module for Norm {
     fn forward(&self, x: &Tensor) -> Tensor {
         let out_kind = x.kind();
+        if self.kind == NormKind::LayerNorm
+            && out_kind == Kind::BFloat16
+            && self.weight.kind() == out_kind
+            && runtime::inference::is_enabled()
+        {
+            // One call instead of five (three casts to f32, the norm, a cast back) per norm of
+            // a bf16 decode step: libtorch's CPU layer_norm already computes bf16 in f32
+            // (mean, variance and the affine map) and rounds once at the end.
+            return x.layer_norm(
+                [self.dim],
+                Some(&self.weight),
+                self.bias.as_ref(),
+                self.eps,
+                false,
+            );
+        }
         let xf = as_kind(x, Kind::Float);
         let w = as_kind(&self.weight, Kind::Float);
         let y = match self.kind {

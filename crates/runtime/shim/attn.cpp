@@ -83,13 +83,31 @@ constexpr int64_t kMeta = 2;
       out[1] = l;                                                                          \
       std::fill(out + kMeta, out + kMeta + hs, 0.0f);                                      \
     }                                                                                      \
-    for (int64_t j = 0; j < n; ++j) { /* Σ p·v: each value row read once for all heads */ \
-      const T *vj = v + j * a.v_ss;                                                        \
+    /* Σ p·v over blocks of 64 keys (their value rows stay in L1 for all the heads), four  \
+       vectors of the output at a time in registers: no store-to-load chain per key. */    \
+    for (int64_t jb = 0; jb < n; jb += 64) {                                               \
+      const int64_t je = std::min(n, jb + 64);                                             \
       for (int64_t r = 0; r < rep; ++r) {                                                  \
         float *acc = part + r * (hs + kMeta) + kMeta;                                      \
-        const auto p = vset1(sc[size_t(r * n + j)]);                                       \
-        for (int64_t d = 0; d < hs; d += kW)                                               \
-          vstoref(acc + d, vfma(vload(vj + d), p, vloadf(acc + d)));                       \
+        const float *pr = sc.data() + r * n;                                               \
+        for (int64_t d = 0; d < hs; d += 4 * kW) {                                         \
+          const int64_t nb = std::min<int64_t>(4, (hs - d) / kW);                          \
+          auto a0 = vloadf(acc + d), a1 = nb > 1 ? vloadf(acc + d + kW) : a0;              \
+          auto a2 = nb > 2 ? vloadf(acc + d + 2 * kW) : a0;                                \
+          auto a3 = nb > 3 ? vloadf(acc + d + 3 * kW) : a0;                                \
+          for (int64_t j = jb; j < je; ++j) {                                              \
+            const T *vj = v + j * a.v_ss + d;                                              \
+            const auto p = vset1(pr[j]);                                                   \
+            a0 = vfma(vload(vj), p, a0);                                                   \
+            if (nb > 1) a1 = vfma(vload(vj + kW), p, a1);                                  \
+            if (nb > 2) a2 = vfma(vload(vj + 2 * kW), p, a2);                              \
+            if (nb > 3) a3 = vfma(vload(vj + 3 * kW), p, a3);                              \
+          }                                                                                \
+          vstoref(acc + d, a0);                                                            \
+          if (nb > 1) vstoref(acc + d + kW, a1);                                           \
+          if (nb > 2) vstoref(acc + d + 2 * kW, a2);                                       \
+          if (nb > 3) vstoref(acc + d + 3 * kW, a3);                                       \
+        }                                                                                  \
       }                                                                                    \
     }                                                                                      \
   }
