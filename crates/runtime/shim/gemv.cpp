@@ -1,14 +1,16 @@
 // Batch-1 matrix-vector product for decode: y = W x (+ b), W (n, k) row-major, in f32 or
 // bf16 with f32 accumulation. A decode step reads every weight once, so its speed is how
 // fast the weights stream from memory; libtorch's default mv reached well under half the
-// measured read bandwidth on the Zen 4 EPYC (results/speed/overhead). These loops read each row
-// as one sequential stream with wide loads and one FMA (or, with AVX512-BF16, one
-// `vdpbf16ps`) per 64-byte load, the rows split across libtorch's own intra-op threads (at::parallel_for), so they run at the
-// thread count `tch::set_num_threads` chose. Kernels are picked at run time from what
-// the CPU reports (AVX512-BF16 / AVX-512 / AVX2+FMA); a CPU with none of them reports 0
-// from `ladder_gemv_level` and callers keep libtorch's kernels. bf16 inputs on AVX2 are
-// widened to f32 in registers (a bf16 is the top half of an f32), so a machine without
-// native bf16 does not fall onto libtorch's slow bf16 path.
+// measured read bandwidth on the Zen 4 EPYC (results/speed/overhead). These loops read each
+// row as one sequential stream with wide loads and one FMA (or, with AVX512-BF16, one
+// `vdpbf16ps`) per 64-byte load. The rows are shared out over libtorch's own intra-op
+// threads (at::parallel_for, OpenMP: build.rs compiles this with -fopenmp, without which it
+// would run on the calling thread only), so they run at the thread count
+// `tch::set_num_threads` chose. Kernels are picked at run time from what the CPU reports
+// (AVX512-BF16 / AVX-512 / AVX2+FMA); a CPU with none of them reports 0 from
+// `ladder_gemv_level` and callers keep libtorch's kernels. bf16 inputs on AVX2 are widened to
+// f32 in registers (a bf16 is the top half of an f32), so a machine without native bf16 does
+// not fall onto libtorch's slow bf16 path.
 #include "bf16.h"
 #include <ATen/Parallel.h>
 #include <algorithm>
