@@ -1,5 +1,6 @@
-//! `speed_overhead --decode-only` (issue #16) decodes stories260K at one and two threads and
-//! writes its CSV and README, with a verdict against llama2.c's speed per thread count.
+//! `speed_overhead --decode-only` (issue #16) decodes stories260K in fp32 at one and two
+//! threads (and in bf16 at one where the CPU has it natively) and writes its CSV and README,
+//! with a verdict against llama2.c's speed for each fp32 row.
 use std::process::Command;
 
 #[test]
@@ -29,12 +30,20 @@ fn speed_overhead_decode_only_writes_rows_and_verdicts() {
     );
     let csv = std::fs::read_to_string(out.path().join("decode.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().skip(1).collect();
-    assert_eq!(rows.len(), 2, "{csv}");
-    for (row, threads) in rows.iter().zip(["1", "2"]) {
+    let native_bf16 = runtime::hardware::machine(tch::Device::Cpu)
+        .unwrap()
+        .native_bf16();
+    let mut want = vec![("fp32", "1"), ("fp32", "2")];
+    if native_bf16 {
+        want.push(("bf16", "1"));
+    }
+    assert_eq!(rows.len(), want.len(), "{csv}");
+    for (row, (dtype, threads)) in rows.iter().zip(want) {
         let cols: Vec<&str> = row.split(',').collect();
         assert_eq!(cols[0], "stories260K");
-        assert_eq!(cols[1], threads);
-        let median: f64 = cols[5].parse().unwrap();
+        assert_eq!(cols[1], dtype);
+        assert_eq!(cols[2], threads);
+        let median: f64 = cols[6].parse().unwrap();
         assert!(median > 0.0 && median.is_finite(), "{row}");
     }
     let md = std::fs::read_to_string(out.path().join("README.md")).unwrap();

@@ -1,9 +1,12 @@
 //! Command-line inputs that could otherwise hurt: `--checkpoint` given a training run's
 //! folder (resolved to its newest checkpoint), and `--threads` / `--batch` beyond what the
-//! machine can do (an error before anything is allocated).
+//! machine can do (an error before anything is allocated); and what `--threads 0` and
+//! `--dtype auto` mean for a model's size.
 use anyhow::{bail, Result};
 use model::ModelConfig;
+use runtime::DType;
 use std::path::{Path, PathBuf};
+use tch::Device;
 
 /// The most intra-op threads accepted: far above any core count, below absurd.
 pub const MAX_THREADS: usize = 1024;
@@ -78,6 +81,32 @@ pub fn auto_threads(weight_bytes: i64, batch: usize) -> Option<(i32, String)> {
     })
 }
 
+/// Below this many bytes of fp32 weights, `--dtype auto` keeps fp32 on a CPU even where bf16
+/// is native: the whole model sits in cache, so bf16 saves no memory traffic, and every step
+/// pays for casts around the f32 norms and softmax instead (stories260K at fp32 and bf16:
+/// `just speed-overhead`, results/speed/overhead).
+pub const FP32_BELOW_BYTES: i64 = 16 << 20;
+
+/// What `--dtype auto` means for a model of `fp32_weight_bytes` on `device` when the machine's
+/// own choice is `machine`: fp32 for a small model on a CPU (with the reason), else `None`
+/// (keep the machine's choice).
+pub fn auto_dtype(
+    fp32_weight_bytes: i64,
+    device: Device,
+    machine: DType,
+) -> Option<(DType, String)> {
+    (device == Device::Cpu && machine != DType::Fp32 && fp32_weight_bytes < FP32_BELOW_BYTES).then(|| {
+        (
+            DType::Fp32,
+            format!(
+                "auto: fp32 ({:.1} MB of fp32 weights < {} MB: the model fits in cache, so bf16 saves no memory traffic and only adds casts; --dtype bf16 overrides)",
+                fp32_weight_bytes as f64 / 1e6,
+                FP32_BELOW_BYTES >> 20
+            ),
+        )
+    })
+}
+
 /// `--batch`: 1 up to [`MAX_BATCH`].
 pub fn check_batch_range(batch: usize) -> Result<()> {
     if batch == 0 || batch > MAX_BATCH {
@@ -114,6 +143,17 @@ pub fn check_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_dtype_keeps_fp32_only_for_small_models_on_a_cpu() {
+        let (d, why) = auto_dtype(1 << 20, Device::Cpu, DType::Bf16).unwrap();
+        assert_eq!(d, DType::Fp32);
+        assert!(why.contains("--dtype bf16 overrides"), "{why}");
+        assert!(auto_dtype(FP32_BELOW_BYTES, Device::Cpu, DType::Bf16).is_none());
+        assert!(auto_dtype(500 << 20, Device::Cpu, DType::Bf16).is_none());
+        assert!(auto_dtype(1 << 20, Device::Cuda(0), DType::Bf16).is_none());
+        assert!(auto_dtype(1 << 20, Device::Cpu, DType::Fp32).is_none());
+    }
 
     #[test]
     fn auto_threads_picks_one_thread_only_for_small_models_and_batches() {

@@ -45,18 +45,22 @@ fn run() -> Result<()> {
     let Some(dir) = runtime::resources::shared_resource("models/stories260K")? else {
         anyhow::bail!("stories260K is needed: set LADDER_SHARED to the folder holding models/");
     };
-    let _g = tch::no_grad_guard();
-    let decode = overhead::tiny_decode(&dir, &[1, 2], args.runs)?;
-    drop(_g);
-    let mut head = Vec::new();
-    let mut kernel_rows = Vec::new();
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as i32;
-    tch::set_num_threads(cores);
     let machine = runtime::hardware::machine(tch::Device::Cpu)?;
     let mut dtypes = vec![DType::Fp32];
     if machine.native_bf16() {
         dtypes.push(DType::Bf16);
     }
+    let mut tiny = vec![(DType::Fp32, 1), (DType::Fp32, 2)];
+    if machine.native_bf16() {
+        tiny.push((DType::Bf16, 1));
+    }
+    let _g = tch::no_grad_guard();
+    let decode = overhead::tiny_decode(&dir, &tiny, args.runs)?;
+    drop(_g);
+    let mut head = Vec::new();
+    let mut kernel_rows = Vec::new();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as i32;
+    tch::set_num_threads(cores);
     if args.kernel_runs > 0 {
         for &d in &dtypes {
             kernel_rows.extend(kernels::decode_kernels(d, args.kernel_runs)?);

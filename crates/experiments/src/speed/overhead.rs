@@ -22,6 +22,7 @@ pub const TINY_TOKENS: usize = 500;
 #[derive(Debug, Clone, Serialize)]
 pub struct DecodeRow {
     pub model: String,
+    pub dtype: String,
     pub threads: i32,
     pub runs: usize,
     pub tokens: usize,
@@ -50,15 +51,22 @@ pub(crate) fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[0], v[v.len() / 2], v[v.len() - 1])
 }
 
-/// stories260K greedy decode at each thread count in `threads`, `runs` runs each (after
-/// one warm-up run per count), interleaved.
-pub fn tiny_decode(dir: &Path, threads: &[i32], runs: usize) -> Result<Vec<DecodeRow>> {
-    let loaded = model::io::load(
-        dir,
-        &RunSettings::default().with_dtype(DType::Fp32),
-        Device::Cpu,
-    )
-    .with_context(|| format!("loading {}", dir.display()))?;
+/// stories260K greedy decode for each (dtype, threads) in `variants`, `runs` runs each
+/// (after one warm-up run each), interleaved; each dtype's model loaded as `infer` loads it
+/// (`infer::source::load`: bf16 weights cast once).
+pub fn tiny_decode(dir: &Path, variants: &[(DType, i32)], runs: usize) -> Result<Vec<DecodeRow>> {
+    let mut models = Vec::new();
+    for &(dtype, _) in variants {
+        if !models.iter().any(|(d, _)| *d == dtype) {
+            let spec = infer::source::SourceSpec {
+                dtype,
+                ..infer::source::SourceSpec::model(dir)
+            };
+            let src =
+                infer::source::load(&spec).with_context(|| format!("loading {}", dir.display()))?;
+            models.push((dtype, src));
+        }
+    }
     let opts = GenOptions {
         max_new_tokens: TINY_TOKENS,
         kv_cache: true,
@@ -66,23 +74,29 @@ pub fn tiny_decode(dir: &Path, threads: &[i32], runs: usize) -> Result<Vec<Decod
         eos: Vec::new(),
         seed: 0,
     };
-    let mut tok_s = vec![Vec::new(); threads.len()];
+    let mut tok_s = vec![Vec::new(); variants.len()];
     for r in 0..=runs {
-        for (i, &t) in threads.iter().enumerate() {
+        for (i, &(dtype, t)) in variants.iter().enumerate() {
             tch::set_num_threads(t);
-            let g = infer::generate(&loaded.model, &[vec![1]], &opts, |_| {})?;
+            let src = &models
+                .iter()
+                .find(|(d, _)| *d == dtype)
+                .expect("loaded above")
+                .1;
+            let g = infer::generate(&src.model, &[vec![1]], &opts, |_| {})?;
             if r > 0 {
                 tok_s[i].push(g.decode_steps as f64 / g.decode_s);
             }
         }
     }
-    Ok(threads
+    Ok(variants
         .iter()
         .zip(tok_s)
-        .map(|(&t, v)| {
+        .map(|(&(dtype, t), v)| {
             let (min, median, max) = stats(v);
             DecodeRow {
                 model: "stories260K".into(),
+                dtype: dtype.name().into(),
                 threads: t,
                 runs,
                 tokens: TINY_TOKENS,
@@ -243,12 +257,14 @@ fn markdown(command: &str, decode: &[DecodeRow], head: &[StepRow]) -> String {
     );
     let _ = writeln!(
         s,
-        "## stories260K decode (fp32, KV cache, greedy {TINY_TOKENS} tokens from BOS)\n"
+        "## stories260K decode (KV cache, greedy {TINY_TOKENS} tokens from BOS)\n"
     );
-    let _ = writeln!(s, "| threads | runs | tok/s median (min–max) | µs/token | target ≥ {TINY_TARGET_TOK_S:.0} tok/s |");
-    let _ = writeln!(s, "|---:|---:|---|---:|---|");
+    let _ = writeln!(s, "| dtype | threads | runs | tok/s median (min–max) | µs/token | target ≥ {TINY_TARGET_TOK_S:.0} tok/s |");
+    let _ = writeln!(s, "|---|---:|---:|---|---:|---|");
     for r in decode {
-        let verdict = if r.tok_s_median >= TINY_TARGET_TOK_S {
+        let verdict = if r.dtype != DType::Fp32.name() {
+            "— (not `auto`'s choice here)".to_string()
+        } else if r.tok_s_median >= TINY_TARGET_TOK_S {
             "met".to_string()
         } else {
             format!(
@@ -258,14 +274,21 @@ fn markdown(command: &str, decode: &[DecodeRow], head: &[StepRow]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} ({:.0}–{:.0}) | {:.0} | {verdict} |",
-            r.threads, r.runs, r.tok_s_median, r.tok_s_min, r.tok_s_max, r.us_per_token_median
+            "| {} | {} | {} | {:.0} ({:.0}–{:.0}) | {:.0} | {verdict} |",
+            r.dtype,
+            r.threads,
+            r.runs,
+            r.tok_s_median,
+            r.tok_s_min,
+            r.tok_s_max,
+            r.us_per_token_median
         );
     }
     let _ = writeln!(
         s,
-        "\nThe target is llama2.c `run.c`'s speed on this machine kind as issue #16 measured it. A decode step of this model is a few hundred small libtorch ops, each costing more in dispatch than in arithmetic, so the step runs under `c10::InferenceMode` (`runtime::InferenceMode`), with no dtype casts, dropout calls or host copies that do nothing, RoPE on q and k in one pass, and single-row matmuls through `mv`. `infer --threads 0` picks one thread for models under {} MB (`infer::limits::auto_threads`). Where the time goes: `valgrind --tool=callgrind` on `cargo run --release -p infer --example tiny_overhead` (instruction counts do not depend on what else the machine runs).\n",
-        infer::limits::ONE_THREAD_BELOW_BYTES >> 20
+        "\nThe target is llama2.c `run.c`'s speed on this machine kind as issue #16 measured it. A decode step of this model is a few hundred small libtorch ops, each costing more in dispatch than in arithmetic, so the step runs under `c10::InferenceMode` (`runtime::InferenceMode`), with no dtype casts, dropout calls or host copies that do nothing, RoPE on q and k in one pass, and single-row matmuls through `mv`. `infer --threads 0` picks one thread for models under {} MB (`infer::limits::auto_threads`), and `--dtype auto` keeps fp32 for models under {} MB of fp32 weights even where bf16 is native (`infer::limits::auto_dtype`): the bf16 row, where there is one, is what it avoids. Where the time goes: `valgrind --tool=callgrind` on `cargo run --release -p infer --example tiny_overhead` (instruction counts do not depend on what else the machine runs).\n",
+        infer::limits::ONE_THREAD_BELOW_BYTES >> 20,
+        infer::limits::FP32_BELOW_BYTES >> 20
     );
     if !head.is_empty() {
         let _ = writeln!(

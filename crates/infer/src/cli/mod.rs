@@ -60,7 +60,7 @@ pub struct Args {
     /// Attention kernel: naive (explicit masked softmax) or sdpa (scaled_dot_product_attention).
     #[arg(long, value_name = "naive|sdpa", default_value = "sdpa")]
     pub attention: AttnKernel,
-    /// Precision of weights, cache and matmuls: auto (bf16 where this machine runs it natively — CUDA sm80+, AMX/AVX512-BF16 CPUs, measured once and cached — else fp32), fp32 (exact; matches the references) or bf16 (slow where it is emulated: a warning says how slow).
+    /// Precision of weights, cache and matmuls: auto (bf16 where this machine runs it natively — CUDA sm80+, AMX/AVX512-BF16 CPUs, measured once and cached — else fp32; on a CPU fp32 for models under 16 MB of fp32 weights, which fit in cache), fp32 (exact; matches the references) or bf16 (slow where it is emulated: a warning says how slow).
     #[arg(long, value_name = "auto|fp32|bf16", default_value = "auto")]
     pub dtype: Precision,
     /// Intra-op CPU threads (0 = automatic: one thread for a model under 16 MB of weights at batch ≤ 4, where the thread pool costs more than it saves; else all cores).

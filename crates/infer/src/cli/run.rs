@@ -8,6 +8,7 @@ use crate::source::{self, Source};
 use crate::stream::Utf8Stream;
 use anyhow::{bail, Context, Result};
 use runtime::device::{device_name, parse_device};
+use runtime::Precision;
 use std::io::Write;
 use std::path::Path;
 use tch::Device;
@@ -19,7 +20,15 @@ pub fn run(args: &Args) -> Result<()> {
     if args.threads > 0 {
         tch::set_num_threads(args.threads as i32);
     }
-    let spec = args.spec(device, args.resolve_dtype(device)?);
+    let mut spec = args.spec(device, args.resolve_dtype(device)?);
+    if args.dtype == Precision::Auto {
+        let (cfg, _) = source::resolve(&spec)?;
+        let bytes = model::accounting::weight_bytes(&cfg, 4) as i64;
+        if let Some((dtype, why)) = limits::auto_dtype(bytes, device, spec.dtype) {
+            spec.dtype = dtype;
+            tracing::info!("{why}");
+        }
+    }
     if args.plan {
         return plan(args, &spec);
     }
