@@ -167,10 +167,15 @@ std::atomic<int> g_cap{2}; // 2: AVX-512 where present, 1: AVX2 at most, 0: off 
 // 2: AVX-512 (hs a multiple of 16), 1: AVX2 + FMA (hs a multiple of 8), 0: neither.
 int level_for(int64_t hs) {
 #if defined(__x86_64__)
-  __builtin_cpu_init();
+  // 2: AVX-512, 1: AVX2 + FMA, 0: neither; read once (this runs twice per layer per token).
+  static const int cpu = [] {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
+    return __builtin_cpu_supports("avx512f") ? 2 : 1;
+  }();
   const int cap = g_cap.load();
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
-  if (cap >= 2 && __builtin_cpu_supports("avx512f") && hs % 16 == 0) return 2;
+  if (cpu == 0) return 0;
+  if (cap >= 2 && cpu == 2 && hs % 16 == 0) return 2;
   return cap >= 1 && hs % 8 == 0 ? 1 : 0;
 #else
   (void)hs;
@@ -205,13 +210,14 @@ template <typename T> int run(const Args &a, T *out, int lvl) {
     }
   });
   // Merge the ranges of each query head (max-shifted sums) and normalise.
+  std::vector<float> acc(static_cast<size_t>(hs), 0.0f);
   for (int64_t grp = 0; grp < groups; ++grp)
     for (int64_t r = 0; r < rep; ++r) {
       const float *p0 = parts.data() + grp * splits * stride + r * (hs + kMeta);
       float mx = -INFINITY;
       for (int64_t sp = 0; sp < splits; ++sp) mx = std::fmax(mx, p0[sp * stride]);
       float l = 0;
-      std::vector<float> acc(size_t(hs), 0.0f);
+      std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t sp = 0; sp < splits; ++sp) {
         const float *p = p0 + sp * stride;
         if (p[0] == -INFINITY) continue;
