@@ -2,7 +2,9 @@
 //! inference mode (`shim/inference_mode.cpp`), gradient assignment (`shim/grad.cpp`), the
 //! decode matrix-vector kernel (`shim/gemv.cpp`), huge-page tensors (`shim/pages.cpp`) and
 //! the fused cross-entropy of the training step (`shim/xent.cpp`), decode attention
-//! (`shim/attn.cpp`), and a probe of how many
+//! (`shim/attn.cpp`), causal attention for training with its autograd function
+//! (`shim/causal_attn.cpp`, `shim/causal_attn_fn.cpp`), the tanh GELU with its backward
+//! (`shim/gelu.cpp`), and a probe of how many
 //! threads their parallel loops use (`shim/parallel.cpp`).
 #[path = "../../build/torch_rpath.rs"]
 mod torch_rpath;
@@ -39,7 +41,11 @@ fn main() {
         .file("shim/xent.cpp")
         .file("shim/parallel.cpp")
         .file("shim/attn.cpp")
+        .file("shim/causal_attn.cpp")
+        .file("shim/causal_attn_fn.cpp")
+        .file("shim/gelu.cpp")
         .include(&include)
+        .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")
         .opt_level(3) // the gemv loops are hot even in debug test builds
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))

@@ -1,6 +1,8 @@
 //! Causal self-attention (Vaswani et al. 2017) with grouped key/value heads
 //! (GQA, Ainslie et al. 2023: 1 KV head = MQA, n_head KV heads = MHA), two kernels —
-//! an explicit masked softmax ("naive") and `scaled_dot_product_attention` — optional
+//! an explicit masked softmax ("naive") and a fused one ("sdpa": on a CPU our own
+//! FlashAttention-2-style kernels for training, prefill and decode where they apply,
+//! `scaled_dot_product_attention` otherwise) — optional
 //! RoPE, an optional sliding window (Mistral: each query sees the last W positions), and an
 //! optional KV cache written at a position offset.
 use crate::cache::KvCache;
@@ -171,7 +173,15 @@ impl CausalSelfAttention {
         // repeated copy, and its backward without the sum over copies (issue #16).
         let gqa = rep > 1;
         if s == t && window.is_none() {
-            // Square: SDPA's top-left `is_causal` is exactly the causal mask.
+            // Square (training, a prefill from position 0): on a CPU, our fused kernel where it
+            // applies (forward and backward, `runtime::causal_attn`: 2–2.5× libtorch's there);
+            // else SDPA, whose top-left `is_causal` is exactly the causal mask.
+            if p == 0.0 {
+                let scale = 1.0 / (hs as f64).sqrt();
+                if let Some(y) = runtime::causal_attn::causal_attention(q, k, v, scale) {
+                    return y; // (B, nh, T, hs), a view of (B, T, nh, hs) memory
+                }
+            }
             Tensor::scaled_dot_product_attention::<Tensor>(q, k, v, None, p, true, None, gqa)
         } else {
             let mask = causal_mask(t, s, pos as i64, window, q.device());

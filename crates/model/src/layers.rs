@@ -287,7 +287,10 @@ impl Mlp {
     /// The output and, for a mixture of experts, its router logits (N, E) in f32.
     pub fn forward_routed(&self, x: &Tensor) -> (Tensor, Option<Tensor>) {
         match self {
-            Mlp::Gelu(m) => (m.c_proj.forward(&m.c_fc.forward(x).gelu("tanh")), None),
+            Mlp::Gelu(m) => {
+                let h = runtime::gelu::gelu_tanh(&m.c_fc.forward(x)); // our kernel on a CPU
+                (m.c_proj.forward(&h), None)
+            }
             Mlp::SwiGlu(m) => (m.forward(x), None),
             Mlp::Moe(m) => {
                 let (y, logits) = m.forward_routed(x);

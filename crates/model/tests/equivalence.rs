@@ -1,4 +1,5 @@
-//! Every toggle against the simpler path it replaces: SDPA == naive attention, cached
+//! Every toggle against the simpler path it replaces: SDPA == naive attention (outputs and
+//! training gradients), cached
 //! prefill + decode == full forward, GQA == MHA with repeated KV heads, RoPE at an offset
 //! == the slice of the full sequence, save → load is bit-identical.
 mod common;
@@ -49,6 +50,34 @@ fn sdpa_equals_naive() {
             "{cfg:?}: {}",
             max_abs_diff(&a, &b)
         );
+    }
+}
+
+/// The training path: the loss's gradients with SDPA (on a CPU, our fused causal kernel and
+/// its backward) equal naive attention's, parameter by parameter.
+#[test]
+fn sdpa_equals_naive_in_gradients() {
+    for cfg in presets() {
+        let (vs, naive) = build_with(&cfg, &kernel(AttnKernel::Naive), 1);
+        let (vs2, sdpa) = rebuild(&vs, &cfg, &kernel(AttnKernel::Sdpa));
+        let x = random_ids(cfg.vocab_size, 2, 37, 3);
+        let y = random_ids(cfg.vocab_size, 2, 37, 4);
+        let la = naive.loss(&x, &y, true).unwrap();
+        let lb = sdpa.loss(&x, &y, true).unwrap();
+        assert!(max_abs_diff(&la, &lb) < 1e-5, "{cfg:?}: loss {la} vs {lb}");
+        la.backward();
+        lb.backward();
+        let (a, b) = (vs.variables(), vs2.variables());
+        for (name, ga) in &a {
+            let (ga, gb) = (ga.grad(), b[name].grad());
+            assert!(ga.defined() && gb.defined(), "{name}: no gradient");
+            let d = max_abs_diff(&ga, &gb);
+            let scale = ga.abs().max().double_value(&[]).max(1e-3);
+            assert!(
+                d < 1e-4 * scale,
+                "{cfg:?} {name}: gradients differ by {d} (largest {scale})"
+            );
+        }
     }
 }
 

