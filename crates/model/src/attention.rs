@@ -87,6 +87,20 @@ impl CausalSelfAttention {
         let (b, t, c) = x.size3().unwrap();
         let (nh, nkv, hs) = (self.n_head, self.n_kv, self.hs);
         let qkv = self.c_attn.forward(x).view([b, t, nh + 2 * nkv, hs]); // (B, T, nh+2nkv, hs)
+        let p_drop = if train { self.dropout } else { 0.0 };
+        // Square causal attention with nothing between the projection and the kernel (no RoPE,
+        // no cache, no dropout, a window no shorter than T): our kernel straight from the
+        // packed projection, so its gradient is one buffer rather than three zero-filled ones.
+        let plain = rope.is_none() && cache.is_none() && p_drop == 0.0;
+        if plain && self.kernel == AttnKernel::Sdpa && self.window.is_none_or(|w| w as i64 >= t) {
+            let scale = 1.0 / (hs as f64).sqrt();
+            if let Some(y) = runtime::causal_attn::causal_attention_packed(&qkv, nh, nkv, scale) {
+                // (B, nh, T, hs) over (B, T, nh, hs) memory: the transpose below is free.
+                return self
+                    .c_proj
+                    .forward(&y.transpose(1, 2).contiguous().view([b, t, c]));
+            }
+        }
 
         // Rotate the q and k heads together, before they are split and transposed.
         let qk = qkv.narrow(2, 0, nh + nkv); // (B, T, nh+nkv, hs)
@@ -102,7 +116,6 @@ impl CausalSelfAttention {
             Some((cache, layer)) => cache.update(layer, pos, &k, &v),
             None => (k, v),
         };
-        let p_drop = if train { self.dropout } else { 0.0 };
         let y = match self.kernel {
             AttnKernel::Naive => self.naive(&q, &k, &v, pos, p_drop, train),
             AttnKernel::Sdpa => self.sdpa(&q, &k, &v, pos, p_drop),

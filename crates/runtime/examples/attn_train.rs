@@ -1,7 +1,8 @@
 //! Times training attention at Ladder's CPU training shapes: our kernel
 //! (`runtime::causal_attn`) against libtorch's `scaled_dot_product_attention` (is_causal),
 //! forward alone and forward + backward, f32 and bf16 where the CPU runs bf16 natively.
-//! `cargo run --release -p runtime --example attn_train [threads]`
+//! `cargo run --release -p runtime --example attn_train [threads]`; the output, with the
+//! command, machine and revision it prints first, is kept in `results/speed/attn_train.txt`.
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -27,6 +28,16 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
     tch::set_num_threads(threads);
+    let f = runtime::hardware::detect(Device::Cpu);
+    println!("command: cargo run --release -p runtime --example attn_train {threads}");
+    println!(
+        "machine: {} ({} logical cores; {}) · git {} · {}",
+        f.cpu_model,
+        f.logical_cores,
+        f.cpu_flags.join(", "),
+        runtime::facts::git_rev(),
+        runtime::facts::timestamp_utc()
+    );
     println!("threads {threads}; ms per call of one layer's attention (best of 5)");
     println!("shape (B, nh, T, hs)   dtype  sdpa fwd  ours fwd  sdpa f+b  ours f+b");
     let shapes = [
@@ -51,8 +62,10 @@ fn main() {
                     &q, &k, &v, None, 0.0, true, None, false,
                 )
             };
-            let ours =
-                || runtime::causal_attn::causal_attention(&q, &k, &v, scale).expect("applies");
+            // As the model calls it: from the packed projection (one gradient buffer).
+            let ours = || {
+                runtime::causal_attn::causal_attention_packed(&qkv, nh, nh, scale).expect("applies")
+            };
             let fb = |y: Tensor| {
                 let _ = Tensor::run_backward(&[(y * &gy).sum(Kind::Float)], &[&qkv], false, false);
             };

@@ -21,6 +21,28 @@ constexpr int64_t kBQ = 32; // query rows per block
 
 #if defined(__x86_64__)
 
+// An 8 × 8 block of floats transposed in registers (rows `ls` apart into rows `ld` apart):
+// AVX only, so both kernel levels below call it.
+__attribute__((target("avx2"))) inline void transpose8(const float *src, int64_t ls, float *dst,
+                                                       int64_t ld) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ls);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ld, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ld, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+  }
+}
+
 // The kernels, written once over vec.h's primitives (`kMR`: rows of a register tile).
 #define LADDER_CAUSAL_BODY                                                                 \
   using V = decltype(vzero());                                                             \
@@ -101,9 +123,13 @@ constexpr int64_t kBQ = 32; // query rows per block
       if (!sub) mx[r] = m0, l[r] = vsum(sum);                                              \
     }                                                                                      \
   }                                                                                        \
+  /* dst (d × ld) = srcᵀ (t × d, d a multiple of 8), zero past column t. */               \
   void transpose(const float *src, int64_t t, int64_t d, float *dst, int64_t ld) {         \
+    const int64_t t8 = t & ~int64_t(7);                                                    \
+    for (int64_t i = 0; i < t8; i += 8)                                                    \
+      for (int64_t x = 0; x < d; x += 8) transpose8(src + i * d + x, d, dst + x * ld + i, ld); \
     for (int64_t x = 0; x < d; ++x) {                                                      \
-      for (int64_t i = 0; i < t; ++i) dst[x * ld + i] = src[i * d + x];                    \
+      for (int64_t i = t8; i < t; ++i) dst[x * ld + i] = src[i * d + x];                   \
       std::fill(dst + x * ld + t, dst + (x + 1) * ld, 0.0f);                               \
     }                                                                                      \
   }                                                                                        \
@@ -152,7 +178,7 @@ constexpr int64_t kBQ = 32; // query rows per block
         di[i] = vsum(acc);                                                                 \
       }                                                                                    \
       const float *lse = a.lse + (bi * a.nh + h) * t;                                      \
-      T *dq = static_cast<T *>(a.dq) + (bi * t * a.nh + h) * d;                            \
+      T *dq = static_cast<T *>(a.dq) + bi * a.dqs[0] + h * d;                              \
       for (int64_t i0 = 0; i0 < t; i0 += kBQ) {                                            \
         const int64_t m = std::min(kBQ, t - i0), i1 = i0 + m, n = (i1 + kW - 1) / kW * kW; \
         gemm(m, n, d, qb + i0 * d, d, 1, kt, tp, s, tp, false);                             \
@@ -165,12 +191,12 @@ constexpr int64_t kBQ = 32; // query rows per block
           for (int64_t j = 0; j < n; j += kW) vstoref(gr + j, vloadf(pr + j) * (vloadf(gr + j) - dr)); \
         }                                                                                  \
         gemm(m, d, i1, dp, tp, 1, kb, d, dqb, d, false);          /* ∂Q = ∂S K · scale */  \
-        store(dqb, m, d, a.scale, dq + i0 * a.nh * d, a.nh * d);                           \
+        store(dqb, m, d, a.scale, dq + i0 * a.dqs[1], a.dqs[1]);                           \
         gemm(i1, d, m, dp, 1, tp, qb + i0 * d, d, dk, d, true);   /* ∂K += ∂Sᵀ (Q·scale) */ \
       }                                                                                    \
     }                                                                                      \
-    store(dk, t, d, 1.0f, static_cast<T *>(a.dk) + (bi * t * a.nkv + g) * d, a.nkv * d);   \
-    store(dv, t, d, 1.0f, static_cast<T *>(a.dv) + (bi * t * a.nkv + g) * d, a.nkv * d);   \
+    store(dk, t, d, 1.0f, static_cast<T *>(a.dk) + bi * a.dks[0] + g * d, a.dks[1]);       \
+    store(dv, t, d, 1.0f, static_cast<T *>(a.dv) + bi * a.dvs[0] + g * d, a.dvs[1]);       \
   }
 
 namespace v512 {

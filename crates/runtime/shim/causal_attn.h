@@ -16,10 +16,11 @@ struct Args {
   void *o;
   float *lse;
   // Backward: ∂out (B, nh, T, D) strided as the inputs; ∂q (B, T, nh, D), ∂k and ∂v
-  // (B, T, nkv, D), contiguous.
+  // (B, T, nkv, D) with strides [batch, time] (heads D apart, the last dim contiguous).
   const void *dout;
   int64_t dos[3];
   void *dq, *dk, *dv;
+  int64_t dqs[2], dks[2], dvs[2];
 };
 
 // dtype 0 f32, 1 bf16; lvl as `ladder_attn_level` (2 AVX-512, 1 AVX2). 0 on success.

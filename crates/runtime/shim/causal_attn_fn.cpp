@@ -3,6 +3,7 @@
 // `q`, `k`, `v` and the result are tch tensors (torch-sys's C_tensor: at::Tensor*).
 #include "causal_attn.h"
 #include <ATen/ops/empty.h>
+#include <array>
 #include <torch/csrc/autograd/custom_function.h>
 
 namespace {
@@ -34,32 +35,76 @@ at::Tensor bthd(const at::Tensor &like, int64_t heads) {
       .transpose(1, 2);
 }
 
+// q, k, v as head-major views of a packed (B, T, nh + 2·nkv, D) projection.
+std::array<at::Tensor, 3> heads_of(const at::Tensor &qkv, int64_t nh, int64_t nkv) {
+  return {qkv.narrow(2, 0, nh).transpose(1, 2), qkv.narrow(2, nh, nkv).transpose(1, 2),
+          qkv.narrow(2, nh + nkv, nkv).transpose(1, 2)};
+}
+
+// The output (B, nh, T, D) and, when `keep`, the log-sum-exp the backward needs.
+std::pair<at::Tensor, at::Tensor> forward(const at::Tensor &q, const at::Tensor &k,
+                                          const at::Tensor &v, double scale, bool keep) {
+  cz::Args a = args(q, k, v, scale);
+  at::Tensor out = bthd(q, a.nh), lse;
+  if (keep) lse = at::empty({a.b, a.nh, a.t}, q.options().dtype(at::kFloat));
+  a.o = out.data_ptr(), a.lse = keep ? lse.data_ptr<float>() : nullptr;
+  TORCH_CHECK(cz::forward(a, dtype_of(q), ladder_attn_level(a.d)) == 0, "causal attention");
+  return {out, lse};
+}
+
+// Writes ∂q, ∂k, ∂v into (B, heads, T, D) views whose heads lie D apart.
+void backward(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
+              const at::Tensor &out, const at::Tensor &lse, at::Tensor go, double scale,
+              const at::Tensor &dq, const at::Tensor &dk, const at::Tensor &dv) {
+  if (go.scalar_type() != q.scalar_type()) go = go.to(q.scalar_type());
+  if (go.stride(3) != 1) go = go.contiguous();
+  cz::Args a = args(q, k, v, scale);
+  a.o = out.data_ptr(), a.lse = lse.data_ptr<float>();
+  a.dout = go.data_ptr(), strides(go, a.dos);
+  a.dq = dq.data_ptr(), a.dk = dk.data_ptr(), a.dv = dv.data_ptr();
+  a.dqs[0] = dq.stride(0), a.dqs[1] = dq.stride(2);
+  a.dks[0] = dk.stride(0), a.dks[1] = dk.stride(2);
+  a.dvs[0] = dv.stride(0), a.dvs[1] = dv.stride(2);
+  TORCH_CHECK(cz::backward(a, dtype_of(q), ladder_attn_level(a.d)) == 0, "causal attention");
+}
+
 struct CausalAttention : public torch::autograd::Function<CausalAttention> {
   static at::Tensor forward(AutogradContext *ctx, const at::Tensor &q, const at::Tensor &k,
                             const at::Tensor &v, double scale) {
-    cz::Args a = args(q, k, v, scale);
-    at::Tensor out = bthd(q, a.nh);
-    at::Tensor lse = at::empty({a.b, a.nh, a.t}, q.options().dtype(at::kFloat));
-    a.o = out.data_ptr(), a.lse = lse.data_ptr<float>();
-    TORCH_CHECK(cz::forward(a, dtype_of(q), ladder_attn_level(a.d)) == 0, "causal attention");
+    auto [out, lse] = ::forward(q, k, v, scale, true);
     ctx->save_for_backward({q, k, v, out, lse});
     ctx->saved_data["scale"] = scale;
     return out;
   }
-
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3];
-    at::Tensor go = grads[0];
-    if (go.stride(3) != 1) go = go.contiguous();
-    if (go.scalar_type() != q.scalar_type()) go = go.to(q.scalar_type());
-    cz::Args a = args(q, k, v, ctx->saved_data["scale"].toDouble());
-    at::Tensor dq = bthd(q, a.nh), dk = bthd(k, a.nkv), dv = bthd(v, a.nkv);
-    a.o = out.data_ptr(), a.lse = saved[4].data_ptr<float>();
-    a.dout = go.data_ptr(), strides(go, a.dos);
-    a.dq = dq.data_ptr(), a.dk = dk.data_ptr(), a.dv = dv.data_ptr();
-    TORCH_CHECK(cz::backward(a, dtype_of(q), ladder_attn_level(a.d)) == 0, "causal attention");
+    const auto s = ctx->get_saved_variables();
+    at::Tensor dq = bthd(s[0], s[0].size(1)), dk = bthd(s[1], s[1].size(1)),
+               dv = bthd(s[2], s[2].size(1));
+    ::backward(s[0], s[1], s[2], s[3], s[4], grads[0], ctx->saved_data["scale"].toDouble(),
+               dq, dk, dv);
     return {dq, dk, dv, at::Tensor()};
+  }
+};
+
+// The same from the packed projection: one input, so its gradient is one buffer the kernel
+// fills, instead of three zero-filled copies that autograd adds (the backward of `narrow`).
+struct PackedCausalAttention : public torch::autograd::Function<PackedCausalAttention> {
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &qkv, int64_t nh,
+                            int64_t nkv, double scale) {
+    const auto [q, k, v] = heads_of(qkv, nh, nkv);
+    auto [out, lse] = ::forward(q, k, v, scale, true);
+    ctx->save_for_backward({qkv, out, lse});
+    ctx->saved_data["nh"] = nh, ctx->saved_data["nkv"] = nkv, ctx->saved_data["scale"] = scale;
+    return out;
+  }
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    const int64_t nh = ctx->saved_data["nh"].toInt(), nkv = ctx->saved_data["nkv"].toInt();
+    const auto [q, k, v] = heads_of(s[0], nh, nkv);
+    at::Tensor dqkv = at::empty(s[0].sizes(), s[0].options());
+    const auto [dq, dk, dv] = heads_of(dqkv, nh, nkv);
+    ::backward(q, k, v, s[1], s[2], grads[0], ctx->saved_data["scale"].toDouble(), dq, dk, dv);
+    return {dqkv, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -75,6 +120,14 @@ bool applies(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v) {
 
 } // namespace
 
+// Hands `result` to Rust as a heap at::Tensor* (tch frees it).
+static int give(at::Tensor result, void **out) {
+  *out = new at::Tensor(std::move(result));
+  return 0;
+}
+
+static bool grad_wanted(const at::Tensor &x) { return at::GradMode::is_enabled() && x.requires_grad(); }
+
 // *out = causal attention of q (B, nh, T, D) over k, v (B, nkv, T, D) (query head i reads KV
 // head i / (nh / nkv); key j ≤ query i): a (B, nh, T, D) view of a (B, T, nh, D) tensor,
 // recorded for autograd when grad mode is on and an input requires grad. Returns 0, 1
@@ -84,19 +137,24 @@ extern "C" int ladder_causal_attn(void *q, void *k, void *v, double scale, void 
     const at::Tensor &tq = *static_cast<at::Tensor *>(q), &tk = *static_cast<at::Tensor *>(k),
                      &tv = *static_cast<at::Tensor *>(v);
     if (!applies(tq, tk, tv)) return 1;
-    const bool grad = at::GradMode::is_enabled() &&
-                      (tq.requires_grad() || tk.requires_grad() || tv.requires_grad());
-    at::Tensor result;
-    if (grad) {
-      result = CausalAttention::apply(tq, tk, tv, scale);
-    } else {
-      cz::Args a = args(tq, tk, tv, scale);
-      result = bthd(tq, a.nh);
-      a.o = result.data_ptr(), a.lse = nullptr;
-      if (cz::forward(a, dtype_of(tq), ladder_attn_level(a.d)) != 0) return 1;
-    }
-    *out = new at::Tensor(std::move(result));
-    return 0;
+    if (grad_wanted(tq) || grad_wanted(tk) || grad_wanted(tv))
+      return give(CausalAttention::apply(tq, tk, tv, scale), out);
+    return give(forward(tq, tk, tv, scale, false).first, out);
+  } catch (...) {
+    return 2;
+  }
+}
+
+// The same for q, k, v packed in one (B, T, nh + 2·nkv, D) projection, in that order.
+extern "C" int ladder_causal_attn_packed(void *qkv, int64_t nh, int64_t nkv, double scale,
+                                         void **out) noexcept {
+  try {
+    const at::Tensor &x = *static_cast<at::Tensor *>(qkv);
+    if (x.dim() != 4 || nh < 1 || nkv < 1 || x.size(2) != nh + 2 * nkv) return 1;
+    const auto [q, k, v] = heads_of(x, nh, nkv);
+    if (!applies(q, k, v)) return 1;
+    if (grad_wanted(x)) return give(PackedCausalAttention::apply(x, nh, nkv, scale), out);
+    return give(forward(q, k, v, scale, false).first, out);
   } catch (...) {
     return 2;
   }

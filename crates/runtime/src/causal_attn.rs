@@ -18,6 +18,13 @@ extern "C" {
         scale: f64,
         out: *mut *mut c_void,
     ) -> c_int;
+    fn ladder_causal_attn_packed(
+        qkv: *mut c_void,
+        nh: i64,
+        nkv: i64,
+        scale: f64,
+        out: *mut *mut c_void,
+    ) -> c_int;
 }
 
 /// `softmax(q kᵀ · scale + causal mask) v` for q (B, nh, T, hs) and k, v (B, nkv, T, hs),
@@ -40,6 +47,21 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Optio
             scale,
             &mut out,
         )
+    };
+    // SAFETY: on success `out` is a heap at::Tensor* that nothing else owns (tch frees it).
+    (rc == 0 && !out.is_null()).then(|| unsafe { Tensor::from_ptr(out as *mut _) })
+}
+
+/// As [`causal_attention`] for q, k and v packed in one (B, T, nh + 2·nkv, hs) projection,
+/// in that order along the third axis (the model's fused `c_attn` output): its gradient is then
+/// one buffer the kernel fills, not three zero-filled copies that autograd adds up (the
+/// backward of `narrow`).
+pub fn causal_attention_packed(qkv: &Tensor, n_head: i64, n_kv: i64, scale: f64) -> Option<Tensor> {
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: as in `causal_attention`; the shim checks that the third axis holds
+    // n_head + 2·n_kv heads before making any view.
+    let rc = unsafe {
+        ladder_causal_attn_packed(qkv.as_ptr() as *mut c_void, n_head, n_kv, scale, &mut out)
     };
     // SAFETY: on success `out` is a heap at::Tensor* that nothing else owns (tch frees it).
     (rc == 0 && !out.is_null()).then(|| unsafe { Tensor::from_ptr(out as *mut _) })

@@ -2,7 +2,8 @@
 //! from the same inputs — the output and the gradients of q, k and v — at every kernel level
 //! this CPU has, in f32 and bf16, for MHA, GQA and MQA, lengths that are and are not multiples
 //! of the vector width or the 32-row block, head-major views of a fused projection as the
-//! model makes them; runs without autograd under no_grad; and declines what it cannot take.
+//! model makes them, and packed in one projection; and declines what it cannot take (other
+//! dtypes, mixed dtypes, unequal lengths, heads that do not divide, strided or odd head sizes).
 use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};
 
@@ -79,15 +80,20 @@ fn check(b: i64, nh: i64, nkv: i64, t: i64, hs: i64, kind: Kind) {
     let tol = if kind == Kind::Float { 2e-5 } else { 3e-2 };
     let (ey, eg) = (max_err(&y, &want.detach()), max_err(&gqkv, &gwant));
     let gmax = gwant.abs().max().double_value(&[]).max(1.0);
-    eprintln!(
-        "{case} lvl{} ey {ey:.2e} eg {eg:.2e} gmax {gmax:.1}",
-        runtime::attn::level(hs)
-    );
     assert!(ey < tol, "{case}: output off by {ey}");
     assert!(
         eg < tol * gmax * 4.0,
         "{case}: gradient off by {eg} (largest {gmax})"
     );
+
+    // The packed entry point: the same output, and the gradient of the whole projection.
+    let x = qkv.detach().set_requires_grad(true);
+    let yp = runtime::causal_attn::causal_attention_packed(&x, nh, nkv, scale).expect("packed");
+    assert!(yp.equal(&y), "{case}: packed output differs");
+    let gp = Tensor::run_backward(&[(&yp * &gy).sum(Kind::Float)], &[&x], false, false)
+        .pop()
+        .unwrap();
+    assert!(gp.equal(&gqkv), "{case}: packed gradient differs");
 }
 
 fn each_level(f: impl Fn()) {
@@ -112,4 +118,54 @@ fn equals_masked_softmax_attention_and_its_gradients() {
             check(1, 3, 3, 17, 24, kind); // 24: AVX2 only
         }
     });
+}
+
+#[test]
+fn declines_what_it_cannot_take() {
+    if runtime::attn::level(16) == 0 {
+        return; // no kernel on this CPU: everything declines
+    }
+    let f = (Kind::Float, Device::Cpu);
+    let (q, k) = (
+        Tensor::randn([1, 4, 8, 16], f),
+        Tensor::randn([1, 2, 8, 16], f),
+    );
+    let attn = |q: &Tensor, k: &Tensor, v: &Tensor| {
+        runtime::causal_attn::causal_attention(q, k, v, 0.25).is_none()
+    };
+    assert!(!attn(&q, &k, &k), "the plain case applies");
+    let h = q.to_kind(Kind::Half);
+    assert!(
+        attn(&h, &k.to_kind(Kind::Half), &k.to_kind(Kind::Half)),
+        "fp16"
+    );
+    assert!(attn(&q.to_kind(Kind::BFloat16), &k, &k), "mixed dtypes");
+    assert!(
+        attn(&q, &k.narrow(2, 0, 5), &k.narrow(2, 0, 5)),
+        "fewer keys than queries"
+    );
+    assert!(
+        attn(
+            &q,
+            &Tensor::randn([1, 3, 8, 16], f),
+            &Tensor::randn([1, 3, 8, 16], f)
+        ),
+        "4 heads over 3"
+    );
+    let strided = Tensor::randn([1, 4, 8, 32], f).slice(3, 0, 32, 2);
+    assert!(attn(&strided, &k, &k), "strided head dimension");
+    assert!(
+        attn(
+            &q.narrow(3, 0, 12),
+            &k.narrow(3, 0, 12),
+            &k.narrow(3, 0, 12)
+        ),
+        "head size 12"
+    );
+    let qkv = Tensor::randn([1, 8, 8, 16], f);
+    assert!(
+        runtime::causal_attn::causal_attention_packed(&qkv, 4, 1, 0.25).is_none(),
+        "4 + 2·1 ≠ 8"
+    );
+    assert!(runtime::causal_attn::causal_attention_packed(&qkv, 4, 2, 0.25).is_some());
 }
