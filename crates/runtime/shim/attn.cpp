@@ -112,21 +112,7 @@ constexpr int64_t kMeta = 2;
     }                                                                                      \
   }
 
-namespace v512 {
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-using namespace ladder::vec512;
-LADDER_ATTN_TASK
-#pragma GCC pop_options
-} // namespace v512
-
-namespace v256 {
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-using namespace ladder::vec256;
-LADDER_ATTN_TASK
-#pragma GCC pop_options
-} // namespace v256
+LADDER_EACH_LEVEL(LADDER_ATTN_TASK)
 
 #undef LADDER_ATTN_TASK
 

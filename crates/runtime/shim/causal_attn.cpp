@@ -43,7 +43,7 @@ __attribute__((target("avx2"))) inline void transpose8(const float *src, int64_t
   }
 }
 
-// The kernels, written once over vec.h's primitives (`kMR`: rows of a register tile).
+// The kernels, written once over vec.h's primitives.
 #define LADDER_CAUSAL_BODY                                                                 \
   using V = decltype(vzero());                                                             \
   /* C (MR × NV·kW) = [C +] A·B over k: A's element (i, p) at a[i·ars + p·acs], B (k ×    \
@@ -70,8 +70,8 @@ __attribute__((target("avx2"))) inline void transpose8(const float *src, int64_t
   void rows(int64_t m, int64_t k, const float *a, int64_t ars, int64_t acs, const float *b, \
             int64_t ldb, float *c, int64_t ldc, bool acc) {                                \
     int64_t i = 0;                                                                         \
-    for (; i + kMR <= m; i += kMR)                                                         \
-      tile<kMR, NV>(a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, k, acc);              \
+    for (; i + kTileRows <= m; i += kTileRows)                                             \
+      tile<kTileRows, NV>(a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, k, acc);        \
     for (; i + 4 <= m; i += 4) tile<4, NV>(a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, k, acc); \
     for (; i + 2 <= m; i += 2) tile<2, NV>(a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, k, acc); \
     for (; i < m; ++i) tile<1, NV>(a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, k, acc); \
@@ -199,23 +199,7 @@ __attribute__((target("avx2"))) inline void transpose8(const float *src, int64_t
     store(dv, t, d, 1.0f, static_cast<T *>(a.dv) + bi * a.dvs[0] + g * d, a.dvs[1]);       \
   }
 
-namespace v512 {
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-using namespace ladder::vec512;
-constexpr int64_t kMR = 8; // 8 × 2 accumulators of 32 registers
-LADDER_CAUSAL_BODY
-#pragma GCC pop_options
-} // namespace v512
-
-namespace v256 {
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-using namespace ladder::vec256;
-constexpr int64_t kMR = 6; // 6 × 2 accumulators of 16 registers
-LADDER_CAUSAL_BODY
-#pragma GCC pop_options
-} // namespace v256
+LADDER_EACH_LEVEL(LADDER_CAUSAL_BODY)
 
 #undef LADDER_CAUSAL_BODY
 

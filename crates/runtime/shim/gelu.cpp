@@ -57,21 +57,7 @@ inline float sigma(float x) {
     }                                                                                      \
   }
 
-namespace v512 {
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-using namespace ladder::vec512;
-LADDER_GELU_BODY
-#pragma GCC pop_options
-} // namespace v512
-
-namespace v256 {
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-using namespace ladder::vec256;
-LADDER_GELU_BODY
-#pragma GCC pop_options
-} // namespace v256
+LADDER_EACH_LEVEL(LADDER_GELU_BODY)
 #undef LADDER_GELU_BODY
 
 // 2 AVX-512, 1 AVX2 + FMA, 0 neither (the same levels and cap as the attention kernels).

@@ -16,6 +16,7 @@ namespace vec512 {
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 constexpr int64_t kW = 16;
+constexpr int64_t kTileRows = 8; // rows of a register tile of 2 vectors a row (of 32 registers)
 inline __m512 vzero() { return _mm512_setzero_ps(); }
 inline __m512 vset1(float x) { return _mm512_set1_ps(x); }
 inline __m512 vload(const float *p) { return simd::ld16(p); }
@@ -42,6 +43,7 @@ namespace vec256 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 constexpr int64_t kW = 8;
+constexpr int64_t kTileRows = 6; // rows of a register tile of 2 vectors a row (of 16 registers)
 inline __m256 vzero() { return _mm256_setzero_ps(); }
 inline __m256 vset1(float x) { return _mm256_set1_ps(x); }
 inline __m256 vload(const float *p) { return simd::ld8(p); }
@@ -73,4 +75,20 @@ inline __m256 vselneg(__m256 z, __m256 a, __m256 b) { // b where z < 0 (sign set
 } // namespace vec256
 
 } // namespace ladder
+
+// Compiles BODY (a macro holding a kernel's code) twice, in namespaces `v512` and `v256` of the
+// file that expands it, each under its level's target with that level's primitives in scope.
+#define LADDER_EACH_LEVEL(BODY)                                                            \
+  namespace v512 {                                                                         \
+  _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f\")")                          \
+  using namespace ladder::vec512;                                                          \
+  BODY                                                                                     \
+  _Pragma("GCC pop_options")                                                               \
+  }                                                                                        \
+  namespace v256 {                                                                         \
+  _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")                         \
+  using namespace ladder::vec256;                                                          \
+  BODY                                                                                     \
+  _Pragma("GCC pop_options")                                                               \
+  }
 #endif // __x86_64__

@@ -2,19 +2,9 @@
 //! same inputs, at every kernel level this CPU has, in f32 and bf16, for MHA, GQA and MQA
 //! (whose keys are split across threads and merged), on strided cache views; and declines
 //! what it cannot take.
-use std::sync::Mutex;
+mod common;
+use common::{repeat, LEVEL};
 use tch::{Device, Kind, Tensor};
-
-/// The kernel level is process-wide; tests that set it run one at a time.
-static LEVEL: Mutex<()> = Mutex::new(());
-
-/// (B, nkv, S, hs) -> (B, nkv·rep, S, hs).
-fn repeat(x: &Tensor, rep: i64) -> Tensor {
-    let (b, h, s, d) = x.size4().unwrap();
-    x.unsqueeze(2)
-        .expand([b, h, rep, s, d], false)
-        .reshape([b, h * rep, s, d])
-}
 
 fn reference(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
     let (q, k, v) = (

@@ -4,19 +4,9 @@
 //! of the vector width or the 32-row block, head-major views of a fused projection as the
 //! model makes them, and packed in one projection; and declines what it cannot take (other
 //! dtypes, mixed dtypes, unequal lengths, heads that do not divide, strided or odd head sizes).
-use std::sync::Mutex;
+mod common;
+use common::{repeat, LEVEL};
 use tch::{Device, Kind, Tensor};
-
-/// The kernel level is process-wide; tests that set it run one at a time.
-static LEVEL: Mutex<()> = Mutex::new(());
-
-/// (B, nkv, T, hs) -> (B, nkv·rep, T, hs).
-fn repeat(x: &Tensor, rep: i64) -> Tensor {
-    let (b, h, s, d) = x.size4().unwrap();
-    x.unsqueeze(2)
-        .expand([b, h, rep, s, d], false)
-        .reshape([b, h * rep, s, d])
-}
 
 fn reference(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
     let rep = q.size()[1] / k.size()[1];
