@@ -2,8 +2,8 @@
 // `ladder::vec512`) and once for AVX2 + FMA (8 lanes, `ladder::vec256`): a kernel body is
 // written once as a macro over these names (`kW`, `vzero`, `vset1`, `vload` (f32 or bf16
 // memory as f32 lanes), `vloadf`, `vstoref`, `vstore` (to f32 or bf16 memory), `vfma`,
-// `vsum`, `vmax`, `vmaxall`, `vexp` (for x ≤ 0), `vabs`, `vselneg`) and compiled in two namespaces that each import one set
-// under the matching `#pragma GCC target` (attn.cpp, causal_attn.cpp, gelu.cpp).
+// `vsum`, `vmax`, `vmaxall`, `vexp` (for x ≤ 0), `vabs`, `vselneg`, and `kTileRows`) and
+// compiled for both levels by `LADDER_EACH_LEVEL` (attn.cpp, causal_attn.cpp, gelu.cpp).
 #pragma once
 #include "simd.h"
 

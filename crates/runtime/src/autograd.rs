@@ -1,5 +1,6 @@
 //! What tch's autograd bindings lack: assigning a parameter's gradient
-//! (`param.grad = g` in PyTorch; `shim/grad.cpp`).
+//! (`param.grad = g` in PyTorch; `shim/grad.cpp`), and taking over a tensor that a C++ shim
+//! made (the results of our own autograd functions: `causal_attn`, `gelu`).
 use anyhow::{ensure, Result};
 use tch::Tensor;
 
@@ -36,4 +37,14 @@ pub fn set_grad(param: &Tensor, grad: &Tensor) -> Result<()> {
     };
     ensure!(rc == 0, "set_grad: libtorch refused the gradient");
     Ok(())
+}
+
+/// The tensor a shim allocated (`new at::Tensor`) and handed over in `out`, if it returned 0.
+///
+/// # Safety
+/// When `rc == 0` and `out` is not null, `out` must be a heap `at::Tensor*` that nothing else
+/// owns: the returned tch tensor frees it.
+pub(crate) unsafe fn adopt(rc: std::ffi::c_int, out: *mut std::ffi::c_void) -> Option<Tensor> {
+    // SAFETY: the caller's promise above.
+    (rc == 0 && !out.is_null()).then(|| unsafe { Tensor::from_ptr(out as *mut _) })
 }

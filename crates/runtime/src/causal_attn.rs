@@ -4,7 +4,7 @@
 //! probabilities in the backward) in small register-blocked matrix products over per-head f32
 //! copies that stay in a core's cache. At the shapes Ladder trains on a CPU (head size 32–64,
 //! T ≤ 1024), libtorch's flash attention spends most of its time packing 32 × 32 blocks for
-//! MKL (`cargo run --release -p infer --example attn_train` times both). The result carries a
+//! MKL (`cargo run --release -p runtime --example attn_train` times both). The result carries a
 //! libtorch autograd node (a C++ `torch::autograd::Function`: tch binds none), so `backward`
 //! runs our backward.
 use std::ffi::{c_int, c_void};
@@ -48,8 +48,8 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Optio
             &mut out,
         )
     };
-    // SAFETY: on success `out` is a heap at::Tensor* that nothing else owns (tch frees it).
-    (rc == 0 && !out.is_null()).then(|| unsafe { Tensor::from_ptr(out as *mut _) })
+    // SAFETY: on success the shim hands over a heap at::Tensor* it owns no longer.
+    unsafe { crate::autograd::adopt(rc, out) }
 }
 
 /// As [`causal_attention`] for q, k and v packed in one (B, T, nh + 2·nkv, hs) projection,
@@ -63,6 +63,6 @@ pub fn causal_attention_packed(qkv: &Tensor, n_head: i64, n_kv: i64, scale: f64)
     let rc = unsafe {
         ladder_causal_attn_packed(qkv.as_ptr() as *mut c_void, n_head, n_kv, scale, &mut out)
     };
-    // SAFETY: on success `out` is a heap at::Tensor* that nothing else owns (tch frees it).
-    (rc == 0 && !out.is_null()).then(|| unsafe { Tensor::from_ptr(out as *mut _) })
+    // SAFETY: on success the shim hands over a heap at::Tensor* it owns no longer.
+    unsafe { crate::autograd::adopt(rc, out) }
 }

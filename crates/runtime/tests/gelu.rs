@@ -1,8 +1,7 @@
 //! Our tanh GELU (`runtime::gelu`) is as close to the f64 GELU as libtorch's `gelu("tanh")`,
-//! value and gradient, in
-//! f32 and bf16, at every kernel level this CPU has, over lengths with and without a vector
-//! tail and arguments from −12 to 12 (where the exp of −|z| and the tails matter); non-
-//! contiguous input falls back to libtorch's.
+//! value and gradient, in f32 and bf16, at every kernel level this CPU has, over lengths with
+//! and without a vector tail and arguments from −12 to 12 (where the exp of −|z| and the
+//! tails matter); non-contiguous input falls back to libtorch's.
 use tch::{Device, Kind, Tensor};
 
 fn check(n: i64, kind: Kind) {
