@@ -192,13 +192,16 @@ speed-vs-pytorch *ARGS:
     target/release/speed_compare --command "just speed-vs-pytorch {{ARGS}}"
     if [ -f results/speed/rungs/1_original.csv ]; then target/release/speed_report > /dev/null; fi
 
-# Ladder beside its peers on this machine, in one run (issue #16, ~25 min): training on the
-# speed preset and on shakespeare_char_cpu vs our PyTorch eager reference (bench/) and the
-# nano-gpt package from PyPI (a nanoGPT-style GPT-2, eager and torch.compile'd), GPT-2 124M
-# decode vs HF transformers `generate` and the bandwidth roofline; bf16 too where the CPU runs it
-# natively. Rows in results/speed/peers/, the table in results/speed/peers.md. Needs the full
-# torch install, transformers and nano-gpt from PyPI (made here); keep the machine idle.
-speed-peers ITERS="200":
+# Ladder beside its peers on this machine (issue #16): training on the speed preset and on
+# shakespeare_char_cpu vs our PyTorch eager reference (bench/) and the nano-gpt package from
+# PyPI (a nanoGPT-style GPT-2, eager and torch.compile'd), GPT-2 124M decode vs HF
+# transformers `generate` and the bandwidth roofline; bf16 too where the CPU runs it natively.
+# ROUNDS rounds (about 12 minutes each on a 2-core CPU), each pair back to back with the order
+# swapped every round; each verdict is the median of the rounds' ratios (the VM drifts). The
+# torch.compile'd column (no target) runs in round 1 only. Rows in results/speed/peers/round*/,
+# the table in results/speed/peers.md. Needs the full torch install, transformers and nano-gpt
+# from PyPI (made here); keep the machine idle.
+speed-peers ITERS="100" ROUNDS="3":
     #!/usr/bin/env bash
     set -euo pipefail
     scripts/setup-libtorch.sh full
@@ -208,55 +211,77 @@ speed-peers ITERS="200":
         || .venv/bin/pip install -q --disable-pip-version-check nano-gpt==0.1.0
     cargo build --release -p experiments --bins
     out=results/speed/peers
-    rm -rf "$out" runs/peers && mkdir -p "$out/char"
+    rm -rf "$out" runs/peers && mkdir -p "$out"
     dtypes=$(target/release/speed_peers --dtypes)
-    echo "speed-peers: precisions on this CPU: $dtypes"
+    echo "speed-peers: precisions on this CPU: $dtypes; {{ROUNDS}} rounds"
     bench() { .venv/bin/python bench/speed.py "$@"; }
-    # 1. The speed preset (6 layers, 12 heads, 384 wide, vocab 50,304, batch 8 x 256): each
-    #    Ladder rung right before the peers on the same dtype and kernel (the machine drifts).
-    #    The nano-gpt peer has SDPA only: the fp32 rung also runs with --attention sdpa.
-    preset=(--n-layer 6 --n-head 12 --n-embd 384 --vocab-size 50304 --block-size 512 --batch 8
-            --seq-len 256 --warmup 2 --repeats 5 --steps 1 --csv "$out/train_preset/pytorch.csv")
-    for cfg in "1_original fp32 naive" "1_original fp32 sdpa" "2_bf16 bf16 naive" "3_flash bf16 sdpa"; do
-        set -- $cfg
-        [[ $dtypes == *$2* ]] || continue
-        if [[ $1 == 1_original && $3 == sdpa ]]; then
-            target/release/speed_$1 --phases train --attention sdpa --out "$out/train_preset/sdpa"
-        else
-            target/release/speed_$1 --phases train --out "$out/train_preset"
-        fi
-        bench "${preset[@]}" --dtype $2 --attention $3
-        if [[ $3 == sdpa ]]; then
-            bench "${preset[@]}" --dtype $2 --attention sdpa --impl nano-gpt
-            bench "${preset[@]}" --dtype $2 --attention sdpa --impl nano-gpt --compile
-        fi
+    # A pair back to back: Ladder ($1) first in odd rounds, the peers ($2) first in even ones.
+    pair() { if (( round % 2 )); then "$1"; "$2"; else "$2"; "$1"; fi; }
+    for round in $(seq 1 {{ROUNDS}}); do
+        r="$out/round$round" runs="runs/peers/round$round"
+        mkdir -p "$r/char"
+        echo "speed-peers: round $round of {{ROUNDS}}"
+        # 1. The speed preset (6 layers, 12 heads, 384 wide, vocab 50,304, batch 8 x 256): each
+        #    Ladder rung beside the peers on the same dtype and kernel. The nano-gpt peer has
+        #    SDPA only: the fp32 rung also runs with --attention sdpa.
+        preset=(--n-layer 6 --n-head 12 --n-embd 384 --vocab-size 50304 --block-size 512 --batch 8
+                --seq-len 256 --warmup 2 --repeats 5 --steps 1 --csv "$r/train_preset/pytorch.csv")
+        for cfg in "1_original fp32 naive" "1_original fp32 sdpa" "2_bf16 bf16 naive" "3_flash bf16 sdpa"; do
+            set -- $cfg
+            rung=$1 dt=$2 attn=$3
+            [[ $dtypes == *$dt* ]] || continue
+            ours() {
+                if [[ $rung == 1_original && $attn == sdpa ]]; then
+                    target/release/speed_$rung --phases train --attention sdpa --out "$r/train_preset/sdpa"
+                else
+                    target/release/speed_$rung --phases train --out "$r/train_preset"
+                fi
+            }
+            theirs() {
+                bench "${preset[@]}" --dtype $dt --attention $attn
+                if [[ $attn == sdpa ]]; then
+                    bench "${preset[@]}" --dtype $dt --attention sdpa --impl nano-gpt
+                    (( round > 1 )) || bench "${preset[@]}" --dtype $dt --attention sdpa --impl nano-gpt --compile
+                fi
+            }
+            pair ours theirs
+        done
+        # 2. shakespeare_char_cpu, {{ITERS}} steps each (eval cut to one batch: not timed anyway);
+        #    the nano-gpt peer at the same shape, 5 x 10 timed steps on random ids.
+        char=(--n-layer 4 --n-head 4 --n-embd 128 --vocab-size 65 --block-size 128 --batch 32
+              --seq-len 128 --attention sdpa --impl nano-gpt --warmup 3 --repeats 5 --steps 10
+              --csv "$r/char/nano_gpt.csv")
+        for dt in $dtypes; do
+            ours() {
+                for attn in sdpa auto; do
+                    local name=ladder_$dt
+                    [[ $attn == sdpa ]] || name=ladder_auto_$dt
+                    target/release/train experiments/shakespeare_char_cpu.toml --quiet \
+                        --set train.max_iters={{ITERS}} --set train.eval_iters=1 --set model.dtype=$dt \
+                        --set model.attention=$attn --set run.out_dir=$runs/$name
+                    cp $runs/$name/metrics.csv "$r/char/$name.csv"
+                    cp $runs/$name/summary.json "$r/char/$name.summary.json"
+                done
+            }
+            theirs() {
+                .venv/bin/python bench/train.py experiments/shakespeare_char_cpu.toml --max-iters {{ITERS}} \
+                    --set train.eval_iters=1 --set model.dtype=$dt --set model.attention=sdpa --out $runs/pytorch_$dt
+                cp $runs/pytorch_$dt/metrics.csv "$r/char/pytorch_$dt.csv"
+                bench "${char[@]}" --dtype $dt
+                (( round > 1 )) || bench "${char[@]}" --dtype $dt --compile
+            }
+            pair ours theirs
+        done
+        # 3. GPT-2 124M decode, batch 1, prompt 64 + 128 new tokens.
+        ours() { target/release/speed_sweep --only real-size --real-size --out "$r/decode" --command "just speed-peers"; }
+        theirs() {
+            for dt in $dtypes; do
+                .venv/bin/python bench/hf_generate.py --dtype $dt --csv "$r/decode/transformers.csv"
+            done
+        }
+        pair ours theirs
     done
-    # 2. shakespeare_char_cpu, {{ITERS}} steps each (eval cut to one batch: not timed anyway);
-    #    the nano-gpt peer at the same shape, 5 x 10 timed steps on random ids.
-    char=(--n-layer 4 --n-head 4 --n-embd 128 --vocab-size 65 --block-size 128 --batch 32
-          --seq-len 128 --attention sdpa --impl nano-gpt --warmup 3 --repeats 5 --steps 10
-          --csv "$out/char/nano_gpt.csv")
-    for dt in $dtypes; do
-        target/release/train experiments/shakespeare_char_cpu.toml --quiet --set train.max_iters={{ITERS}} \
-            --set train.eval_iters=1 --set model.dtype=$dt --set run.out_dir=runs/peers/ladder_$dt
-        cp runs/peers/ladder_$dt/metrics.csv "$out/char/ladder_$dt.csv"
-        target/release/train experiments/shakespeare_char_cpu.toml --quiet --set train.max_iters={{ITERS}} \
-            --set train.eval_iters=1 --set model.dtype=$dt --set model.attention=auto \
-            --set run.out_dir=runs/peers/ladder_auto_$dt
-        cp runs/peers/ladder_auto_$dt/metrics.csv "$out/char/ladder_auto_$dt.csv"
-        cp runs/peers/ladder_auto_$dt/summary.json "$out/char/ladder_auto_$dt.summary.json"
-        .venv/bin/python bench/train.py experiments/shakespeare_char_cpu.toml --max-iters {{ITERS}} \
-            --set train.eval_iters=1 --set model.dtype=$dt --set model.attention=sdpa --out runs/peers/pytorch_$dt
-        cp runs/peers/pytorch_$dt/metrics.csv "$out/char/pytorch_$dt.csv"
-        bench "${char[@]}" --dtype $dt
-        bench "${char[@]}" --dtype $dt --compile
-    done
-    # 3. GPT-2 124M decode, batch 1, prompt 64 + 128 new tokens.
-    target/release/speed_sweep --only real-size --real-size --out "$out/decode" --command "just speed-peers"
-    for dt in $dtypes; do
-        .venv/bin/python bench/hf_generate.py --dtype $dt --csv "$out/decode/transformers.csv"
-    done
-    target/release/speed_peers --command "just speed-peers {{ITERS}}"
+    target/release/speed_peers --command "just speed-peers {{ITERS}} {{ROUNDS}}"
 
 # Where a training step's time goes: perf samples of Ladder's and PyTorch's training on the
 # speed preset (fp32, naive attention) and on shakespeare_char_cpu (fp32, sdpa), grouped into

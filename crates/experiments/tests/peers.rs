@@ -2,7 +2,7 @@
 //! peer, the ratio points the right way (tokens/s vs ms/step), and the verdicts follow the
 //! targets (1.3× the PyTorch reference and nano-gpt eager, 75 % of the roofline, faster than
 //! transformers; none for the `torch.compile`d column).
-use experiments::speed::peers;
+use experiments::speed::peers::{self, PeerRow};
 use std::path::Path;
 
 fn put(dir: &Path, file: &str, text: &str) {
@@ -142,4 +142,78 @@ fn rows_pair_workloads_with_their_peers_and_judge_the_targets() {
     assert_eq!(md.matches("| **no** |").count(), 2, "{md}");
     assert_eq!(md.matches("| — |").count(), 1, "{md}");
     assert!(dir.join("peers.csv").exists());
+}
+
+/// Three rounds (`round1/` … `round3/`): each comparison becomes one row whose ratio is the
+/// median of the rounds' ratios, with their range, and whose verdict is the median's; the
+/// cell says how many rounds met the target alone.
+#[test]
+fn rounds_are_judged_by_the_median_of_their_ratios() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let head = "phase,dtype,attention,tokens_per_sec,tokens_per_sec_min,tokens_per_sec_max";
+    // Ladder vs PyTorch per round: 1.25×, 1.40×, 1.35× — one slow round, median 1.35×.
+    for (i, (ours, theirs)) in [(125, 100), (140, 100), (135, 100)].iter().enumerate() {
+        let r = format!("round{}", i + 1);
+        put(
+            dir,
+            &format!("{r}/train_preset/rungs/1_original.csv"),
+            &format!(
+                "{head}\ntrain,fp32,naive,{ours},{},{}\n",
+                ours - 5,
+                ours + 5
+            ),
+        );
+        put(
+            dir,
+            &format!("{r}/train_preset/pytorch.csv"),
+            &format!("impl,{head}\npytorch,train,fp32,naive,{theirs},90,110\n"),
+        );
+        // Decode: 70 %, 80 %, 74 % of the roofline — median 74 %, not met.
+        let tps = [70, 80, 74][i];
+        put(dir, &format!("{r}/decode/real_size.csv"), &format!("status,batch,dtype,tokens_per_sec,tokens_per_sec_min,tokens_per_sec_max,roofline_tokens_per_sec\nok,1,fp32,{tps},{tps},{tps},100\n"));
+    }
+    // A folder that is not a round is not read.
+    put(dir, "roundabout/decode/real_size.csv", "garbage");
+    assert_eq!(peers::rounds::round_dirs(dir).unwrap().len(), 3);
+
+    let rows = peers::rounds::measured_rows(dir).unwrap();
+    assert_eq!(rows.len(), 2, "one row per comparison: {rows:#?}");
+    let train = &rows[0];
+    assert_eq!((train.rounds, train.rounds_met), (3, 2));
+    assert!((train.ratio - 1.35).abs() < 1e-9, "{train:?}");
+    assert!((train.ratio_min - 1.25).abs() < 1e-9 && (train.ratio_max - 1.40).abs() < 1e-9);
+    assert_eq!(train.met, Some(true));
+    // Ladder's figure is the median of the rounds' medians, its range every repeat's.
+    assert_eq!(
+        (train.ladder, train.ladder_min, train.ladder_max),
+        (135.0, 120.0, 145.0)
+    );
+    let decode = &rows[1];
+    assert_eq!((decode.rounds, decode.rounds_met), (3, 1));
+    assert!((decode.ratio - 0.74).abs() < 1e-9 && decode.met == Some(false));
+
+    let out = dir.join("peers.md");
+    peers::write(&rows, &out, "test", "a machine").unwrap();
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert!(md.contains("| 1.35× (1.25×–1.40×) |"), "{md}");
+    assert!(md.contains("| yes (2 of 3 rounds) |"), "{md}");
+    assert!(md.contains("| 74 % (70 %–80 %) |"), "{md}");
+    assert!(md.contains("| **no** (1 of 3 rounds) |"), "{md}");
+    assert!(md.contains("in 3 rounds"), "{md}");
+
+    // An even count takes the mean of the middle two.
+    let two = peers::rounds::over_rounds(&[
+        vec![rows[0].clone()],
+        vec![PeerRow {
+            ratio: 1.27,
+            ratio_min: 1.27,
+            ratio_max: 1.27,
+            ..rows[0].clone()
+        }],
+    ]);
+    assert!(
+        (two[0].ratio - 1.31).abs() < 1e-9 && two[0].met == Some(true),
+        "{two:?}"
+    );
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(
     about = "Write results/speed/peers.md: Ladder vs the PyTorch reference (training) and HF transformers generate (GPT-2 124M decode), from the rows `just speed-peers` measured.",
-    long_about = "Write results/speed/peers.md and peers.csv from the rows `just speed-peers` leaves in --dir: train_preset/{rungs/*.csv,pytorch.csv} (speed rungs vs bench/speed.py), char/{ladder,pytorch}_<dtype>.csv (the two trainers' metrics.csv on shakespeare_char_cpu) and decode/{real_size,transformers}.csv (the sweep's GPT-2 124M point vs bench/hf_generate.py). Each row carries issue #16's target and whether it was met."
+    long_about = "Write results/speed/peers.md and peers.csv from the rows `just speed-peers` leaves in --dir, one folder per round (round1/, round2/, ...; or the rows straight in --dir for one round). Each round holds train_preset/{rungs/*.csv,pytorch.csv} (speed rungs vs bench/speed.py), char/{ladder,pytorch}_<dtype>.csv (the two trainers' metrics.csv on shakespeare_char_cpu) and decode/{real_size,transformers}.csv (the sweep's GPT-2 124M point vs bench/hf_generate.py). Rounds are put together per comparison: the median of the rounds' ratios, with their range, judged against issue #16's target."
 )]
 struct Args {
     /// The folder with the measured rows.
@@ -38,9 +38,7 @@ fn run() -> Result<()> {
         println!("fp32{}", if machine.native_bf16() { " bf16" } else { "" });
         return Ok(());
     }
-    let mut rows = peers::preset_rows(&args.dir)?;
-    rows.extend(peers::char_rows(&args.dir)?);
-    rows.extend(peers::decode_rows(&args.dir)?);
+    let rows = peers::rounds::measured_rows(&args.dir)?;
     anyhow::ensure!(
         !rows.is_empty(),
         "{}: no measured rows (run `just speed-peers`)",

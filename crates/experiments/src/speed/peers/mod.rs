@@ -3,13 +3,17 @@
 //! `shakespeare_char_cpu` against our PyTorch eager reference (`bench/`, written in nanoGPT's
 //! manner) and against a third-party nanoGPT-style GPT-2 from PyPI (`nano-gpt`, eager and
 //! `torch.compile`d; `bench/speed.py --impl nano-gpt`), and GPT-2 124M decode against Hugging
-//! Face transformers' `generate`, beside the memory-bandwidth roofline. This module reads the rows the recipe's runs left in the peers
-//! folder and writes the table with each of the issue's targets and its verdict.
+//! Face transformers' `generate`, beside the memory-bandwidth roofline. This module reads the
+//! rows one round of the recipe left in a folder; `rounds` puts the rounds together (the
+//! median of their ratios) and `table` writes the table with each target and its verdict.
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::Path;
+
+pub mod rounds;
+mod table;
+pub use table::write;
 
 /// Training: Ladder ≥ this × the PyTorch reference (and nanoGPT).
 pub const TRAIN_TARGET: f64 = 1.3;
@@ -30,12 +34,58 @@ pub struct PeerRow {
     pub peer_value: f64,
     pub peer_min: f64,
     pub peer_max: f64,
-    /// Ladder ÷ peer (tokens/sec).
+    /// Ladder ÷ peer (tokens/sec); over several rounds, the median of the rounds' ratios.
     pub ratio: f64,
+    /// The lowest and highest of the rounds' ratios (both `ratio` for one round).
+    pub ratio_min: f64,
+    pub ratio_max: f64,
     /// What the issue asks, in words.
     pub target: String,
-    /// `None` for a column without a target (the `torch.compile`d peer).
+    /// The ratio the target asks for (`None` for a column without a target: the
+    /// `torch.compile`d peer).
+    pub goal: Option<f64>,
+    /// `ratio >= goal`.
     pub met: Option<bool>,
+    /// How many rounds this row puts together, and in how many of them the target was met.
+    pub rounds: usize,
+    pub rounds_met: usize,
+}
+
+impl PeerRow {
+    /// A row of one round: `ratio` against `goal`.
+    #[allow(clippy::too_many_arguments)]
+    fn judged(
+        workload: &str,
+        dtype: &str,
+        metric: &str,
+        ours: Ranged,
+        peer: &str,
+        theirs: Ranged,
+        ratio: f64,
+        (target, goal): (String, Option<f64>),
+    ) -> PeerRow {
+        let met = goal.map(|g| ratio >= g);
+        PeerRow {
+            workload: workload.into(),
+            dtype: dtype.into(),
+            metric: metric.into(),
+            ladder: ours.0,
+            ladder_min: ours.1,
+            ladder_max: ours.2,
+            peer: peer.into(),
+            peer_value: theirs.0,
+            peer_min: theirs.1,
+            peer_max: theirs.2,
+            ratio,
+            ratio_min: ratio,
+            ratio_max: ratio,
+            target,
+            goal,
+            met,
+            rounds: 1,
+            rounds_met: usize::from(met == Some(true)),
+        }
+    }
 }
 
 /// The peers `bench/speed.py` times, by its `impl` column: (impl, name in the table, whether
@@ -108,24 +158,11 @@ fn train_row(
         "ms/step" => theirs.0 / ours.0,
         _ => ours.0 / theirs.0,
     };
-    PeerRow {
-        workload: workload.into(),
-        dtype: dtype.into(),
-        metric: metric.into(),
-        ladder: ours.0,
-        ladder_min: ours.1,
-        ladder_max: ours.2,
-        peer: peer.into(),
-        peer_value: theirs.0,
-        peer_min: theirs.1,
-        peer_max: theirs.2,
-        ratio,
-        target: match targeted {
-            true => format!("≥ {TRAIN_TARGET}× the peer"),
-            false => "none (a column to compare)".into(),
-        },
-        met: targeted.then_some(ratio >= TRAIN_TARGET),
-    }
+    let target = match targeted {
+        true => (format!("≥ {TRAIN_TARGET}× the peer"), Some(TRAIN_TARGET)),
+        false => ("none (a column to compare)".into(), None),
+    };
+    PeerRow::judged(workload, dtype, metric, ours, peer, theirs, ratio, target)
 }
 
 /// The speed preset: Ladder's speed rungs (train phase) in `train_preset/rungs/*.csv`, and the
@@ -256,99 +293,34 @@ pub fn decode_rows(dir: &Path) -> Result<Vec<PeerRow>> {
     {
         let (rate, lo, hi) = ranged(r, "tokens_per_sec", &lp)?;
         let roof = num(r, "roofline_tokens_per_sec", &lp)?;
-        let frac = rate / roof;
-        let roofline = PeerRow {
-            workload: "decode, GPT-2 124M, batch 1, prompt 64 + 128".into(),
-            dtype: r["dtype"].clone(),
-            metric: "tokens/s".into(),
-            ladder: rate,
-            ladder_min: lo,
-            ladder_max: hi,
-            peer: "bandwidth roofline".into(),
-            peer_value: roof,
-            peer_min: roof,
-            peer_max: roof,
-            ratio: frac,
-            target: format!("≥ {:.0} % of the roofline", ROOFLINE_TARGET * 100.0),
-            met: Some(frac >= ROOFLINE_TARGET),
-        };
+        let workload = "decode, GPT-2 124M, batch 1, prompt 64 + 128";
+        let roofline = PeerRow::judged(
+            workload,
+            &r["dtype"],
+            "tokens/s",
+            (rate, lo, hi),
+            "bandwidth roofline",
+            (roof, roof, roof),
+            rate / roof,
+            (
+                format!("≥ {:.0} % of the roofline", ROOFLINE_TARGET * 100.0),
+                Some(ROOFLINE_TARGET),
+            ),
+        );
+        out.push(roofline);
         if let Some(h) = hf.iter().find(|h| h["dtype"] == r["dtype"]) {
-            let (theirs, tlo, thi) = ranged(h, "tokens_per_sec", &hp)?;
-            out.push(roofline.clone());
-            out.push(PeerRow {
-                peer: format!("transformers {} generate", h["transformers_version"]),
-                peer_value: theirs,
-                peer_min: tlo,
-                peer_max: thi,
-                ratio: rate / theirs,
-                target: "faster than the peer".into(),
-                met: Some(rate > theirs),
-                ..roofline
-            });
-        } else {
-            out.push(roofline);
+            let theirs = ranged(h, "tokens_per_sec", &hp)?;
+            out.push(PeerRow::judged(
+                workload,
+                &r["dtype"],
+                "tokens/s",
+                (rate, lo, hi),
+                &format!("transformers {} generate", h["transformers_version"]),
+                theirs,
+                rate / theirs.0,
+                ("faster than the peer".into(), Some(1.0)),
+            ));
         }
     }
     Ok(out)
-}
-
-/// Writes `peers.csv` and `peers.md` (the table and its notes) under `out_md`'s folder.
-pub fn write(rows: &[PeerRow], out_md: &Path, command: &str, machine: &str) -> Result<()> {
-    let dir = out_md.parent().unwrap_or(Path::new("."));
-    crate::csvio::write_rows(&dir.join("peers.csv"), rows)?;
-    let md = markdown(rows, command, machine);
-    runtime::fsio::write_atomic(out_md, |tmp| Ok(std::fs::write(tmp, md)?))
-}
-
-fn markdown(rows: &[PeerRow], command: &str, machine: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "# Ladder beside its peers (generated by `speed_peers`)\n"
-    );
-    let _ = writeln!(
-        s,
-        "Command: `{command}` · git {} · {} · machine: {machine}\n",
-        runtime::facts::git_rev(),
-        runtime::facts::timestamp_utc()
-    );
-    let _ = writeln!(s, "All on this machine in one run, one after another, same shapes, precision and threads. Training is forward + backward + AdamW; decode is the rate of the steps after the prompt (prefill excluded on both sides). Medians, with min–max over the repeats (speed preset, decode) or over the logged 10-step means (shakespeare_char_cpu): this is a shared 2-core VM whose speed drifts by up to 1.5× between runs, so where the ranges overlap the two are not told apart by this run.\n");
-    let _ = writeln!(
-        s,
-        "| workload | dtype | Ladder | peer | peer's | Ladder ÷ peer | target | met |"
-    );
-    let _ = writeln!(s, "|---|---|---:|---|---:|---:|---|---|");
-    for r in rows {
-        let unit = if r.metric == "ms/step" {
-            " ms/step"
-        } else {
-            " tok/s"
-        };
-        let ratio = if r.peer == "bandwidth roofline" {
-            format!("{:.0} %", 100.0 * r.ratio)
-        } else {
-            format!("{:.2}×", r.ratio)
-        };
-        let range = |v: f64, (lo, hi): (f64, f64)| match lo == hi {
-            true => format!("{v:.1}{unit}"),
-            false => format!("{v:.1}{unit} ({lo:.1}–{hi:.1})"),
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {ratio} | {} | {} |",
-            r.workload,
-            r.dtype,
-            range(r.ladder, (r.ladder_min, r.ladder_max)),
-            r.peer,
-            range(r.peer_value, (r.peer_min, r.peer_max)),
-            r.target,
-            match r.met {
-                Some(true) => "yes",
-                Some(false) => "**no**",
-                None => "—",
-            }
-        );
-    }
-    let _ = writeln!(s, "\nThe peers: `bench/` is our own PyTorch implementation of the same model and loop, in nanoGPT's manner. nanoGPT itself and llama2.c are not reachable from these machines (only package registries are); `nano-gpt` 0.1.0 from PyPI (Allen Porter's packaging of Karpathy's build-nanogpt GPT-2: SDPA attention, tanh GELU, tied head, biases, its own AdamW) is the nearest third-party stand-in, timed by `bench/speed.py --impl nano-gpt` on random ids, eager and under `torch.compile` (compilation in the untimed warm-up; bf16 by autocast). It has SDPA only, so it is compared with Ladder's SDPA runs (the fp32 speed-preset rung run with `--attention sdpa`); it always has biases, which shakespeare_char_cpu does not (a little more work on its side). `torch.compile` has no libtorch-from-Rust equivalent; docs/speed.md says what it does and what we do instead. The roofline is the bytes a decode step must read (weights + KV cache) over the read bandwidth measured right before each timed decode run (median; the bandwidth of this shared VM drifts). Where a target is missed, results/speed/overhead has the step broken down.");
-    s
 }
