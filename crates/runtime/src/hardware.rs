@@ -105,6 +105,15 @@ impl MachineRecord {
         }
     }
 
+    /// The first bf16 instruction-set flag this CPU reports (`amx_bf16`, `avx512_bf16`, ARM's
+    /// `bf16`), if any.
+    pub fn bf16_flag(&self) -> Option<&str> {
+        let has = |f: &str| self.facts.cpu_flags.iter().any(|x| x == f);
+        ["amx_bf16", "avx512_bf16", "bf16"]
+            .into_iter()
+            .find(|f| has(f))
+    }
+
     /// How many times slower bf16 matmuls are than fp32 ones here (< 1 means faster).
     pub fn bf16_slowdown(&self) -> f64 {
         self.measured.fp32_flops / self.measured.bf16_flops.max(1.0)
@@ -144,6 +153,13 @@ impl MachineRecord {
             m.bf16_matmul_n,
             if self.native_bf16() {
                 format!("native, {:.2}× fp32", 1.0 / self.bf16_slowdown())
+            } else if let Some(flag) = self.bf16_flag() {
+                // The CPU has bf16 instructions, yet libtorch's bf16 matmul is the slower one
+                // (a Xeon reporting avx512_bf16 without AMX: results/speed/peers.md of 2026-12-07).
+                format!(
+                    "not native here: {:.1}× slower than fp32, though the CPU reports {flag}",
+                    self.bf16_slowdown()
+                )
             } else {
                 format!("emulated, {:.0}× slower than fp32", self.bf16_slowdown())
             },

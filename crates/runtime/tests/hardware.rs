@@ -111,6 +111,28 @@ fn auto_is_bf16_only_where_bf16_is_native() {
     assert_eq!(Precision::Auto.resolve(&gpu).dtype, DType::Fp32);
 }
 
+/// A CPU with bf16 instructions whose libtorch bf16 matmul is still the slower one (a Xeon
+/// reporting avx512_bf16 without AMX, 2026-12-07: 273 vs 157 GFLOP/s) is not called
+/// "emulated": the rates line says which flag it has, and `auto` still keeps fp32.
+#[test]
+fn bf16_instructions_that_lose_to_fp32_are_not_called_emulated() {
+    let slow = record(&["avx2", "avx512f", "avx512_bf16"], 273.0, 157.0);
+    assert!(!slow.native_bf16());
+    assert_eq!(slow.bf16_flag(), Some("avx512_bf16"));
+    let line = slow.describe_rates();
+    assert!(
+        line.contains("not native here: 1.7× slower than fp32, though the CPU reports avx512_bf16"),
+        "{line}"
+    );
+    assert!(!line.contains("emulated"), "{line}");
+    assert_eq!(Precision::Auto.resolve(&slow).dtype, DType::Fp32);
+    let plain = record(&["avx2"], 70.0, 1.0);
+    assert_eq!(plain.bf16_flag(), None);
+    assert!(plain
+        .describe_rates()
+        .contains("emulated, 70× slower than fp32"));
+}
+
 #[test]
 fn explicit_bf16_on_an_emulating_cpu_warns_with_the_measured_slowdown() {
     let emulated = record(&["avx2"], 70.0, 1.0);
