@@ -213,7 +213,8 @@ speed-peers ITERS="100" ROUNDS="3":
     out=results/speed/peers
     rm -rf "$out" runs/peers && mkdir -p "$out"
     dtypes=$(target/release/speed_peers --dtypes)
-    echo "speed-peers: precisions on this CPU: $dtypes; {{ROUNDS}} rounds"
+    decode_dtypes=$(target/release/speed_peers --decode-dtypes)
+    echo "speed-peers: precisions on this CPU: $dtypes (decode: $decode_dtypes); {{ROUNDS}} rounds"
     bench() { .venv/bin/python bench/speed.py "$@"; }
     # A pair back to back: Ladder ($1) first in odd rounds, the peers ($2) first in even ones.
     pair() { if (( round % 2 )); then "$1"; "$2"; else "$2"; "$1"; fi; }
@@ -272,10 +273,13 @@ speed-peers ITERS="100" ROUNDS="3":
             }
             pair ours theirs
         done
-        # 3. GPT-2 124M decode, batch 1, prompt 64 + 128 new tokens.
-        ours() { target/release/speed_sweep --only real-size --real-size --out "$r/decode" --command "just speed-peers"; }
+        # 3. GPT-2 124M decode, batch 1, prompt 64 + 128 new tokens: fp32, and bf16 where it
+        #    is native or the decode gemv is (the sweep's point runs fp32 and --dtype).
+        fast=auto
+        [[ $decode_dtypes != *bf16* ]] || fast=bf16
+        ours() { target/release/speed_sweep --only real-size --real-size --dtype $fast --out "$r/decode" --command "just speed-peers"; }
         theirs() {
-            for dt in $dtypes; do
+            for dt in $decode_dtypes; do
                 .venv/bin/python bench/hf_generate.py --dtype $dt --csv "$r/decode/transformers.csv"
             done
         }

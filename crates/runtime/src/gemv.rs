@@ -31,6 +31,13 @@ pub fn level() -> Option<&'static str> {
     }
 }
 
+/// Whether the kernels multiply bf16 natively here (AVX512-BF16's `vdpbf16ps`), whatever
+/// libtorch's bf16 matmul does: a bf16 decode step then streams half of fp32's bytes at
+/// full speed.
+pub fn native_bf16() -> bool {
+    level() == Some("AVX512-BF16")
+}
+
 /// Use at most the AVX2 kernels (`true`) or the best this CPU has (`false`), in this
 /// process: tests run the AVX2 path on AVX-512 machines.
 pub fn limit_to_avx2(on: bool) {

@@ -24,6 +24,11 @@ struct Args {
     /// runs it natively (the recipe's list).
     #[arg(long)]
     dtypes: bool,
+    /// Print the precisions to measure decode in and exit: `fp32`, plus `bf16` where bf16
+    /// is native or where the decode gemv multiplies bf16 natively (AVX512-BF16) even though
+    /// libtorch's bf16 matmul loses to fp32 (then `infer --dtype auto` decodes in bf16).
+    #[arg(long)]
+    decode_dtypes: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,8 +39,9 @@ fn run() -> Result<()> {
     runtime::logging::init();
     let args = Args::parse();
     let machine = runtime::hardware::machine(tch::Device::Cpu)?;
-    if args.dtypes {
-        println!("fp32{}", if machine.native_bf16() { " bf16" } else { "" });
+    if args.dtypes || args.decode_dtypes {
+        let bf16 = machine.native_bf16() || (args.decode_dtypes && runtime::gemv::native_bf16());
+        println!("fp32{}", if bf16 { " bf16" } else { "" });
         return Ok(());
     }
     let rows = peers::rounds::measured_rows(&args.dir)?;

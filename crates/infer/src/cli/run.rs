@@ -24,7 +24,22 @@ pub fn run(args: &Args) -> Result<()> {
     if args.dtype == Precision::Auto {
         let (cfg, _) = source::resolve(&spec)?;
         let bytes = model::accounting::weight_bytes(&cfg, 4) as i64;
-        if let Some((dtype, why)) = limits::auto_dtype(bytes, device, spec.dtype) {
+        let choice = limits::auto_dtype(bytes, device, spec.dtype).or_else(|| {
+            let work = limits::GenWork {
+                fp32_weight_bytes: bytes,
+                prompt_tokens: prompt_estimate(args),
+                new_tokens: args.max_new_tokens,
+                batch: args.batch,
+            };
+            // Only cached decode streams the weights; a quantized model's are int8/int4.
+            let decode = args.kv_cache && args.quant.is_none();
+            let m = runtime::hardware::machine(device).ok()?;
+            let gemv = runtime::gemv::native_bf16();
+            decode
+                .then(|| limits::auto_bf16_for_decode(&work, device, spec.dtype, &m, gemv))
+                .flatten()
+        });
+        if let Some((dtype, why)) = choice {
             spec.dtype = dtype;
             tracing::info!("{why}");
         }
@@ -100,6 +115,17 @@ pub fn run(args: &Args) -> Result<()> {
 
 /// The prompt: `--prompt-ids` (checked against the vocabulary), `--prompt` (tokenised),
 /// else the model's default prompt.
+/// The prompt's length before a tokenizer is loaded: the ids given, a text's bytes (at least
+/// its tokens), or 16 for the default prompt (GPT-2's default text is a few tokens).
+fn prompt_estimate(args: &Args) -> usize {
+    match (&args.prompt_ids, &args.prompt) {
+        (Some(ids), _) => parse_ids(ids).map_or(1, |v| v.len()),
+        (None, Some(text)) => text.len(),
+        (None, None) => 16,
+    }
+    .max(1)
+}
+
 fn resolve_prompt(args: &Args, src: &Source, prompt_ids: Option<Vec<i64>>) -> Result<Vec<i64>> {
     Ok(match (prompt_ids, &args.prompt) {
         (Some(ids), _) => {
