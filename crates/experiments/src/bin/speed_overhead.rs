@@ -50,6 +50,12 @@ fn run() -> Result<()> {
     if machine.native_bf16() {
         dtypes.push(DType::Bf16);
     }
+    // Decode kernels in bf16 also where only the gemv multiplies bf16 natively (AVX512-BF16
+    // while libtorch's bf16 matmul loses to fp32): `infer --dtype auto` decodes in bf16 there.
+    let mut decode_dtypes = dtypes.clone();
+    if !machine.native_bf16() && runtime::gemv::native_bf16() {
+        decode_dtypes.push(DType::Bf16);
+    }
     let mut tiny = vec![(DType::Fp32, 1), (DType::Fp32, 2)];
     if machine.native_bf16() {
         tiny.push((DType::Bf16, 1));
@@ -62,7 +68,7 @@ fn run() -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as i32;
     tch::set_num_threads(cores);
     if args.kernel_runs > 0 {
-        for &d in &dtypes {
+        for &d in &decode_dtypes {
             kernel_rows.extend(kernels::decode_kernels(d, args.kernel_runs)?);
         }
     }
