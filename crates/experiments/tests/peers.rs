@@ -217,3 +217,45 @@ fn rounds_are_judged_by_the_median_of_their_ratios() {
         "{two:?}"
     );
 }
+
+#[test]
+fn a_missed_training_target_says_how_close_ladder_runs_to_the_matmul_peak() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let head = "phase,dtype,attention,tokens_per_sec,tokens_per_sec_min,tokens_per_sec_max";
+    put(
+        dir,
+        "train_preset/rungs/1_original.csv",
+        &format!("{head},mfu\ntrain,fp32,naive,120,110,130,0.8\n"),
+    );
+    put(
+        dir,
+        "train_preset/pytorch.csv",
+        &format!("impl,{head}\npytorch,train,fp32,naive,100,90,110\n"),
+    );
+    let rows = peers::preset_rows(dir).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].met, rows[0].ladder_mfu), (Some(false), Some(0.8)));
+    let out = dir.join("peers.md");
+    peers::write(&rows, &out, "test", "a machine").unwrap();
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert!(md.contains("## Where a target is missed"), "{md}");
+    // 1.2× against 1.3×; the peer at 0.8 ÷ 1.2 of the peak, so 1.3× it takes 87 %.
+    assert!(md.contains("1.20× against 1.3×, 7.7 % short"), "{md}");
+    assert!(
+        md.contains("at 80 % of the measured fp32 matmul peak"),
+        "{md}"
+    );
+    assert!(md.contains("the peer's at about 67 %"), "{md}");
+    assert!(md.contains("would take 87 % of the peak"), "{md}");
+
+    // Met everywhere: no such section.
+    let met = vec![PeerRow {
+        ratio: 1.4,
+        met: Some(true),
+        ..rows[0].clone()
+    }];
+    peers::write(&met, &out, "test", "a machine").unwrap();
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert!(!md.contains("## Where a target is missed"), "{md}");
+}

@@ -49,6 +49,10 @@ pub struct PeerRow {
     /// How many rounds this row puts together, and in how many of them the target was met.
     pub rounds: usize,
     pub rounds_met: usize,
+    /// Training: the share of the measured matmul peak (of this dtype) Ladder's run reached,
+    /// the model's FLOPs per token × its tokens/s ÷ the peak, where its CSV has an `mfu`
+    /// column. The peer runs the same FLOPs, so its share is this ÷ `ratio`.
+    pub ladder_mfu: Option<f64>,
 }
 
 impl PeerRow {
@@ -84,6 +88,7 @@ impl PeerRow {
             met,
             rounds: 1,
             rounds_met: usize::from(met == Some(true)),
+            ladder_mfu: None,
         }
     }
 }
@@ -118,11 +123,16 @@ fn num(row: &HashMap<String, String>, key: &str, file: &Path) -> Result<f64> {
 /// Median, min and max of `ms_per_step` over the rows of a run's `metrics.csv` from step 10
 /// on (both trainers log the mean of the steps since the previous row, eval time excluded).
 pub fn median_ms_per_step(metrics: &Path) -> Result<(f64, f64, f64)> {
+    median_from_step_10(metrics, "ms_per_step")
+}
+
+/// Median, min and max of a column of a `metrics.csv` over the rows from step 10 on.
+fn median_from_step_10(metrics: &Path, key: &str) -> Result<(f64, f64, f64)> {
     let rows = read_csv(metrics)?;
     let mut v = Vec::new();
     for r in &rows {
         if num(r, "step", metrics)? >= 10.0 {
-            v.push(num(r, "ms_per_step", metrics)?);
+            v.push(num(r, key, metrics)?);
         }
     }
     anyhow::ensure!(
@@ -145,9 +155,14 @@ fn ranged(row: &HashMap<String, String>, key: &str, file: &Path) -> Result<(f64,
 
 type Ranged = (f64, f64, f64);
 
+/// A row's `mfu`, where it has that column (older CSVs and hand-made ones may not).
+fn mfu_of(row: &HashMap<String, String>) -> Option<f64> {
+    row.get("mfu").and_then(|v| v.parse().ok())
+}
+
 fn train_row(
     workload: &str,
-    dtype: &str,
+    (dtype, mfu): (&str, Option<f64>),
     metric: &str,
     ours: Ranged,
     (peer, targeted): (&str, bool),
@@ -162,7 +177,10 @@ fn train_row(
         true => (format!("≥ {TRAIN_TARGET}× the peer"), Some(TRAIN_TARGET)),
         false => ("none (a column to compare)".into(), None),
     };
-    PeerRow::judged(workload, dtype, metric, ours, peer, theirs, ratio, target)
+    PeerRow {
+        ladder_mfu: mfu,
+        ..PeerRow::judged(workload, dtype, metric, ours, peer, theirs, ratio, target)
+    }
 }
 
 /// The speed preset: Ladder's speed rungs (train phase) in `train_preset/rungs/*.csv`, and the
@@ -189,7 +207,7 @@ pub fn preset_rows(dir: &Path) -> Result<Vec<PeerRow>> {
                     let Some(py) = peer else { continue };
                     out.push(train_row(
                         &format!("train, speed preset, {} attention", r["attention"]),
-                        &r["dtype"],
+                        (&r["dtype"], mfu_of(r)),
                         "tokens/s",
                         ranged(r, "tokens_per_sec", &p)?,
                         (name, targeted),
@@ -243,9 +261,10 @@ pub fn char_rows(dir: &Path) -> Result<Vec<PeerRow>> {
         };
         for (name, path) in runs.iter().filter(|(_, p)| p.exists()) {
             let a = median_ms_per_step(path)?;
+            let mfu = median_from_step_10(path, "mfu").ok().map(|m| m.0);
             out.push(train_row(
                 name,
-                dtype,
+                (dtype, mfu),
                 "ms/step",
                 a,
                 (BENCH_PEERS[0].1, BENCH_PEERS[0].2),
@@ -261,7 +280,7 @@ pub fn char_rows(dir: &Path) -> Result<Vec<PeerRow>> {
                 let ms = |x: f64| 1e3 * tokens / x;
                 out.push(train_row(
                     name,
-                    dtype,
+                    (dtype, mfu),
                     "ms/step",
                     a,
                     (peer, *targeted),

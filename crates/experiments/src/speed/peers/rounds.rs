@@ -78,6 +78,10 @@ pub fn combine(g: &[&PeerRow]) -> PeerRow {
         met: first.goal.map(|goal| ratio >= goal),
         rounds: g.iter().map(|r| r.rounds).sum(),
         rounds_met: g.iter().map(|r| r.rounds_met).sum(),
+        ladder_mfu: {
+            let m: Vec<f64> = g.iter().filter_map(|r| r.ladder_mfu).collect();
+            (!m.is_empty()).then(|| median(m))
+        },
         ..first.clone()
     }
 }

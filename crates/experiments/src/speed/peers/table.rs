@@ -37,6 +37,45 @@ fn ratio_cell(r: &PeerRow) -> String {
     }
 }
 
+/// By how much a row misses its goal and, for training, how close Ladder already runs to the
+/// matmul peak: the peer does the same FLOPs, so `goal` × the peer needs `goal` × its share.
+fn shortfall(r: &PeerRow) -> String {
+    let goal = r.goal.unwrap_or(f64::NAN);
+    let roofline = r.peer == "bandwidth roofline";
+    let (got, want) = match roofline {
+        true => (
+            format!("{:.0} %", 100.0 * r.ratio),
+            format!("{:.0} %", 100.0 * goal),
+        ),
+        false => (format!("{:.2}×", r.ratio), format!("{goal}×")),
+    };
+    let mut s = format!(
+        "*{}, {}, vs {}*: {got} against {want}, {:.1} % short ({} of {} rounds met it alone).",
+        r.workload,
+        r.dtype,
+        r.peer,
+        100.0 * (1.0 - r.ratio / goal),
+        r.rounds_met,
+        r.rounds
+    );
+    match r.ladder_mfu {
+        Some(m) if !roofline => {
+            let peer = m / r.ratio;
+            let _ = write!(
+                s,
+                " Ladder's steps run at {:.0} % of the measured {} matmul peak (the model's FLOPs per token × tokens/s ÷ the peak), the peer's at about {:.0} %: {goal}× the peer would take {:.0} % of the peak{}.",
+                100.0 * m,
+                r.dtype,
+                100.0 * peer,
+                100.0 * peer * goal,
+                if peer * goal > 0.9 { ", which leaves almost nothing for the non-matmul work (norms, GELU, softmax, the optimizer)" } else { "" }
+            );
+        }
+        _ => s.push_str(" results/speed/overhead has the step broken down."),
+    }
+    s
+}
+
 fn markdown(rows: &[PeerRow], command: &str, machine: &str) -> String {
     let rounds = rows.iter().map(|r| r.rounds).max().unwrap_or(1);
     let mut s = String::new();
@@ -83,6 +122,13 @@ fn markdown(rows: &[PeerRow], command: &str, machine: &str) -> String {
             verdict(r),
         );
     }
-    let _ = writeln!(s, "\nThe peers: `bench/` is our own PyTorch implementation of the same model and loop, in nanoGPT's manner. nanoGPT itself and llama2.c are not reachable from these machines (only package registries are); `nano-gpt` 0.1.0 from PyPI (Allen Porter's packaging of Karpathy's build-nanogpt GPT-2: SDPA attention, tanh GELU, tied head, biases, its own AdamW) is the nearest third-party stand-in, timed by `bench/speed.py --impl nano-gpt` on random ids, eager and under `torch.compile` (compilation in the untimed warm-up; bf16 by autocast). It has SDPA only, so it is compared with Ladder's SDPA runs (the fp32 speed-preset rung run with `--attention sdpa`); it always has biases, which shakespeare_char_cpu does not (a little more work on its side). `torch.compile` has no libtorch-from-Rust equivalent; docs/speed.md says what it does and what we do instead. The roofline is the bytes a decode step must read (weights + KV cache) over the read bandwidth measured right before each timed decode run (median; the bandwidth of this shared VM drifts). Decode is measured in bf16 too where bf16 is native or where only the decode gemv multiplies it natively (AVX512-BF16 while libtorch's bf16 matmul loses to fp32: training is then fp32 only, and `infer --dtype auto` decodes in bf16). Where a target is missed, results/speed/overhead has the step broken down.");
+    let missed: Vec<&PeerRow> = rows.iter().filter(|r| r.met == Some(false)).collect();
+    if !missed.is_empty() {
+        let _ = writeln!(s, "\n## Where a target is missed\n");
+        for r in missed {
+            let _ = writeln!(s, "- {}", shortfall(r));
+        }
+    }
+    let _ = writeln!(s, "\nThe peers: `bench/` is our own PyTorch implementation of the same model and loop, in nanoGPT's manner. nanoGPT itself and llama2.c are not reachable from these machines (only package registries are); `nano-gpt` 0.1.0 from PyPI (Allen Porter's packaging of Karpathy's build-nanogpt GPT-2: SDPA attention, tanh GELU, tied head, biases, its own AdamW) is the nearest third-party stand-in, timed by `bench/speed.py --impl nano-gpt` on random ids, eager and under `torch.compile` (compilation in the untimed warm-up; bf16 by autocast). It has SDPA only, so it is compared with Ladder's SDPA runs (the fp32 speed-preset rung run with `--attention sdpa`); it always has biases, which shakespeare_char_cpu does not (a little more work on its side). `torch.compile` has no libtorch-from-Rust equivalent; docs/speed.md says what it does and what we do instead. The roofline is the bytes a decode step must read (weights + KV cache) over the read bandwidth measured right before each timed decode run (median; the bandwidth of this shared VM drifts). Decode is measured in bf16 too where bf16 is native or where only the decode gemv multiplies it natively (AVX512-BF16 while libtorch's bf16 matmul loses to fp32: training is then fp32 only, and `infer --dtype auto` decodes in bf16). results/speed/overhead breaks a training step and a decode step down.");
     s
 }
