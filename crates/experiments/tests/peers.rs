@@ -136,7 +136,7 @@ fn rows_pair_workloads_with_their_peers_and_judge_the_targets() {
         .chain(nano)
         .chain(decode)
         .collect();
-    peers::write(&rows, &out, "test", "a machine").unwrap();
+    peers::write(&rows, &out, "test", "a machine", &["abc1234".to_string()]).unwrap();
     let md = std::fs::read_to_string(&out).unwrap();
     assert_eq!(md.matches("| yes |").count(), 7, "{md}");
     assert_eq!(md.matches("| **no** |").count(), 2, "{md}");
@@ -194,7 +194,7 @@ fn rounds_are_judged_by_the_median_of_their_ratios() {
     assert!((decode.ratio - 0.74).abs() < 1e-9 && decode.met == Some(false));
 
     let out = dir.join("peers.md");
-    peers::write(&rows, &out, "test", "a machine").unwrap();
+    peers::write(&rows, &out, "test", "a machine", &["abc1234".to_string()]).unwrap();
     let md = std::fs::read_to_string(&out).unwrap();
     assert!(md.contains("| 1.35× (1.25×–1.40×) |"), "{md}");
     assert!(md.contains("| yes (2 of 3 rounds) |"), "{md}");
@@ -226,7 +226,7 @@ fn a_missed_training_target_says_how_close_ladder_runs_to_the_matmul_peak() {
     put(
         dir,
         "train_preset/rungs/1_original.csv",
-        &format!("{head},mfu\ntrain,fp32,naive,120,110,130,0.8\n"),
+        &format!("{head},mfu,git_rev\ntrain,fp32,naive,120,110,130,0.8,abc1234\n"),
     );
     put(
         dir,
@@ -235,11 +235,16 @@ fn a_missed_training_target_says_how_close_ladder_runs_to_the_matmul_peak() {
     );
     let rows = peers::preset_rows(dir).unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(peers::rounds::measured_revs(dir).unwrap(), ["abc1234"]);
     assert_eq!((rows[0].met, rows[0].ladder_mfu), (Some(false), Some(0.8)));
     let out = dir.join("peers.md");
-    peers::write(&rows, &out, "test", "a machine").unwrap();
+    peers::write(&rows, &out, "test", "a machine", &["abc1234".to_string()]).unwrap();
     let md = std::fs::read_to_string(&out).unwrap();
     assert!(md.contains("## Where a target is missed"), "{md}");
+    assert!(
+        md.contains("rows measured on git abc1234 · table written on git"),
+        "{md}"
+    );
     // 1.2× against 1.3×; the peer at 0.8 ÷ 1.2 of the peak, so 1.3× it takes 87 %.
     assert!(md.contains("1.20× against 1.3×, 7.7 % short"), "{md}");
     assert!(
@@ -255,7 +260,7 @@ fn a_missed_training_target_says_how_close_ladder_runs_to_the_matmul_peak() {
         met: Some(true),
         ..rows[0].clone()
     }];
-    peers::write(&met, &out, "test", "a machine").unwrap();
+    peers::write(&met, &out, "test", "a machine", &["abc1234".to_string()]).unwrap();
     let md = std::fs::read_to_string(&out).unwrap();
     assert!(!md.contains("## Where a target is missed"), "{md}");
 }

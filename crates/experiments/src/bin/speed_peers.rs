@@ -55,7 +55,8 @@ fn run() -> Result<()> {
         experiments::sys::cpu_name(),
         machine.describe_rates()
     );
-    peers::write(&rows, &args.out, &args.command, &name)?;
+    let revs = peers::rounds::measured_revs(&args.dir)?;
+    peers::write(&rows, &args.out, &args.command, &name, &revs)?;
     println!("{}", args.out.display());
     Ok(())
 }

@@ -29,6 +29,35 @@ pub fn round_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     })
 }
 
+/// The distinct `git_rev`s of the Ladder rows under `dir` (the speed rungs' and the decode
+/// point's CSVs of every round): the code that measured them, which a table regenerated
+/// later from the same rows should name beside its own.
+pub fn measured_revs(dir: &Path) -> Result<Vec<String>> {
+    let mut revs: Vec<String> = Vec::new();
+    for d in round_dirs(dir)? {
+        let mut files = vec![d.join("decode/real_size.csv")];
+        for sub in ["train_preset/rungs", "train_preset/sdpa/rungs"] {
+            if let Ok(rd) = std::fs::read_dir(d.join(sub)) {
+                files.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        }
+        for f in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|x| x == "csv"))
+        {
+            let Ok(rows) = super::read_csv(f) else {
+                continue;
+            };
+            for rev in rows.iter().filter_map(|r| r.get("git_rev")) {
+                if !revs.contains(rev) {
+                    revs.push(rev.clone());
+                }
+            }
+        }
+    }
+    Ok(revs)
+}
+
 /// Every comparison of every round under `dir`, put together per (workload, dtype, peer).
 pub fn measured_rows(dir: &Path) -> Result<Vec<PeerRow>> {
     let mut per_round = Vec::new();

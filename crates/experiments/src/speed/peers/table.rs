@@ -5,11 +5,18 @@ use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Writes `peers.csv` and `peers.md` (the table and its notes) under `out_md`'s folder.
-pub fn write(rows: &[PeerRow], out_md: &Path, command: &str, machine: &str) -> Result<()> {
+/// Writes `peers.csv` and `peers.md` (the table and its notes) under `out_md`'s folder;
+/// `measured_on` names the git revisions the rows were measured on (`rounds::measured_revs`).
+pub fn write(
+    rows: &[PeerRow],
+    out_md: &Path,
+    command: &str,
+    machine: &str,
+    measured_on: &[String],
+) -> Result<()> {
     let dir = out_md.parent().unwrap_or(Path::new("."));
     crate::csvio::write_rows(&dir.join("peers.csv"), rows)?;
-    let md = markdown(rows, command, machine);
+    let md = markdown(rows, command, machine, measured_on);
     runtime::fsio::write_atomic(out_md, |tmp| Ok(std::fs::write(tmp, md)?))
 }
 
@@ -76,7 +83,7 @@ fn shortfall(r: &PeerRow) -> String {
     s
 }
 
-fn markdown(rows: &[PeerRow], command: &str, machine: &str) -> String {
+fn markdown(rows: &[PeerRow], command: &str, machine: &str, measured_on: &[String]) -> String {
     let rounds = rows.iter().map(|r| r.rounds).max().unwrap_or(1);
     let mut s = String::new();
     let _ = writeln!(
@@ -85,7 +92,11 @@ fn markdown(rows: &[PeerRow], command: &str, machine: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "Command: `{command}` · git {} · {} · machine: {machine}\n",
+        "Command: `{command}` · rows measured on git {} · table written on git {} · {} · machine: {machine}\n",
+        match measured_on.is_empty() {
+            true => "(not recorded)".to_string(),
+            false => measured_on.join(", "),
+        },
         runtime::facts::git_rev(),
         runtime::facts::timestamp_utc()
     );
