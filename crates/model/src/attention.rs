@@ -139,11 +139,14 @@ impl CausalSelfAttention {
         let (k, v) = (repeat_kv(k, rep), repeat_kv(v, rep)); // (B, nh, S, hs)
         let (t, s) = (q.size()[2], k.size()[2]);
         let scale = 1.0 / (self.hs as f64).sqrt();
-        let att = q.matmul(&k.transpose(-2, -1)) * scale; // (B, nh, T, S)
+        // The scale goes on q (B, nh, T, hs), not on the scores (B, nh, T, S): the same
+        // product for a pass over hs/S as many elements, forward and backward; and the mask
+        // is filled in place (the matmul's backward needs its inputs, not its output).
+        let mut att = (q * scale)
+            .matmul(&k.transpose(-2, -1))
+            .to_kind(Kind::Float); // (B, nh, T, S)
         let mask = causal_mask(t, s, pos as i64, self.window, q.device());
-        let att = att
-            .to_kind(Kind::Float)
-            .masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
+        let _ = att.masked_fill_(&mask.logical_not(), f64::NEG_INFINITY);
         let att = att
             .softmax(-1, Kind::Float)
             .dropout(p, train)
