@@ -140,13 +140,15 @@ impl CausalSelfAttention {
         let (t, s) = (q.size()[2], k.size()[2]);
         let scale = 1.0 / (self.hs as f64).sqrt();
         // The scale goes on q (B, nh, T, hs), not on the scores (B, nh, T, S): the same
-        // product for a pass over hs/S as many elements, forward and backward; and the mask
-        // is filled in place (the matmul's backward needs its inputs, not its output).
-        let mut att = (q * scale)
-            .matmul(&k.transpose(-2, -1))
-            .to_kind(Kind::Float); // (B, nh, T, S)
+        // product for a pass over hs/S as many elements, forward and backward
+        // (results/speed/naive_attn_scale.txt). Filling the mask in place differed from
+        // this by less than the VM's noise there; out of place, autograd never tracks an
+        // in-place op on matmul's output (a view).
+        let att = (q * scale).matmul(&k.transpose(-2, -1)); // (B, nh, T, S)
         let mask = causal_mask(t, s, pos as i64, self.window, q.device());
-        let _ = att.masked_fill_(&mask.logical_not(), f64::NEG_INFINITY);
+        let att = att
+            .to_kind(Kind::Float)
+            .masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
         let att = att
             .softmax(-1, Kind::Float)
             .dropout(p, train)
