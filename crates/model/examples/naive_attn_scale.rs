@@ -16,7 +16,7 @@ fn main() {
     let scale = 1.0 / 32f64.sqrt();
     let mut t: Vec<Vec<f64>> = vec![vec![]; 3];
     for _ in 0..15 {
-        for var in 0..3 {
+        for (var, times) in t.iter_mut().enumerate() {
             let s = Instant::now();
             for _ in 0..6 {
                 let att = match var {
@@ -34,7 +34,7 @@ fn main() {
                 let y = att.softmax(-1, Kind::Float).matmul(&v);
                 y.sum(Kind::Float).backward();
             }
-            t[var].push(s.elapsed().as_secs_f64() * 1e3 / 6.0);
+            times.push(s.elapsed().as_secs_f64() * 1e3 / 6.0);
         }
     }
     let names = [
